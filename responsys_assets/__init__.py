@@ -1,0 +1,1 @@
+"""Dagster assets that keep Oracle Responsys and a DuckDB warehouse in sync."""

@@ -1,0 +1,195 @@
+"""Audience memberships: who is in each audience now, and every ENTER / EXIT on the way.
+
+An evaluation runs every rule over the profiles as of one time, diffs the result against the
+current memberships and, in one transaction, appends the changes (which exports read by change_id)
+and replaces the memberships. Members keep their `entered_at` while they stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+
+from responsys_assets.audiences.profiles import build_profiles, normalise_as_of, timestamp_literal
+from responsys_assets.audiences.rules import (
+    AudienceDefinition,
+    rule_input_sql,
+    validate_rules,
+)
+from responsys_assets.audiences.scores import build_scores, require_profiles_as_of, score_deciles
+
+
+@dataclass(frozen=True)
+class AudienceOutcome:
+    size: int
+    suppressed: int  # members flagged suppressed (opted out, hard bounced, complained)
+    entered: int
+    exited: int
+    removed: bool = False  # the audience left the config: all its members exited
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    evaluation_id: int
+    as_of: datetime
+    audiences: dict[str, AudienceOutcome]
+    score_deciles: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _members_sql(definition: AudienceDefinition, as_of_literal: str) -> str:
+    # The rule has passed validate_rules: one expression over the rule input's columns.
+    return (
+        "insert into _audience_members"
+        f" select ?, contact_key, riid, email, suppressed from ({rule_input_sql()})"
+        f" where as_of = {as_of_literal} and ({definition.rule}\n)"
+    )
+
+
+def evaluate_audiences(
+    conn: duckdb.DuckDBPyConnection, definitions: Iterable[AudienceDefinition], as_of: datetime
+) -> EvaluationResult:
+    """Evaluate every audience as of `as_of` over the profiles and scores built for that time."""
+    definitions = list(definitions)
+    as_of = normalise_as_of(as_of)
+    validate_rules(conn, definitions)
+    require_profiles_as_of(conn, as_of)
+    literal = timestamp_literal(as_of)
+    conn.execute("begin transaction")
+    try:
+        evaluation_id = conn.execute(
+            "select coalesce(max(evaluation_id), 0) + 1 from audiences.evaluations"
+        ).fetchall()[0][0]
+        conn.execute(
+            "insert into audiences.evaluations (evaluation_id, as_of, started_at) values (?, ?, ?)",
+            [evaluation_id, as_of, _utc_now()],
+        )
+        conn.execute(
+            "create or replace temp table _audience_members"
+            " (audience varchar, contact_key varchar, riid bigint, email varchar,"
+            " suppressed boolean)"
+        )
+        for definition in definitions:
+            conn.execute(_members_sql(definition, literal), [definition.name])
+        outcomes = _apply_changes(conn, definitions, evaluation_id, as_of)
+        conn.execute(
+            "update audiences.evaluations set finished_at = ? where evaluation_id = ?",
+            [_utc_now(), evaluation_id],
+        )
+        conn.execute("drop table _audience_members")
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    return EvaluationResult(evaluation_id, as_of, outcomes, score_deciles(conn))
+
+
+def _apply_changes(
+    conn: duckdb.DuckDBPyConnection,
+    definitions: list[AudienceDefinition],
+    evaluation_id: int,
+    as_of: datetime,
+) -> dict[str, AudienceOutcome]:
+    """Append ENTER/EXIT rows, replace memberships, record sizes (in the caller's transaction)."""
+    conn.execute(
+        """
+        insert into audiences.membership_changes
+            (change_id, audience, contact_key, riid, email, change, changed_at, evaluation_id,
+             suppressed)
+        select nextval('audiences.membership_change_ids'), *
+        from (
+            select audience, contact_key, riid, email, 'ENTER', $as_of::timestamp, $evaluation_id,
+                   suppressed
+            from _audience_members as c
+            where not exists (
+                select 1 from audiences.memberships as m
+                where m.audience = c.audience and m.contact_key = c.contact_key
+            )
+            union all
+            select audience, contact_key, riid, email, 'EXIT', $as_of::timestamp, $evaluation_id,
+                   suppressed
+            from audiences.memberships as m
+            where not exists (
+                select 1 from _audience_members as c
+                where c.audience = m.audience and c.contact_key = m.contact_key
+            )
+            order by 1, 5, 2
+        )
+        """,
+        {"as_of": as_of, "evaluation_id": evaluation_id},
+    )
+    counts = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            """
+            select audience,
+                   count(*) filter (where change = 'ENTER'),
+                   count(*) filter (where change = 'EXIT')
+            from audiences.membership_changes
+            where evaluation_id = ?
+            group by audience
+            """,
+            [evaluation_id],
+        ).fetchall()
+    }
+    conn.execute(
+        """
+        create or replace temp table _new_memberships as
+        select c.audience, c.contact_key, c.riid, c.email,
+               coalesce(m.entered_at, $as_of::timestamp) as entered_at,
+               $evaluation_id as evaluation_id, c.suppressed
+        from _audience_members as c
+        left join audiences.memberships as m using (audience, contact_key)
+        """,
+        {"as_of": as_of, "evaluation_id": evaluation_id},
+    )
+    conn.execute("delete from audiences.memberships")
+    conn.execute("insert into audiences.memberships by name select * from _new_memberships")
+    conn.execute("drop table _new_memberships")
+    sizes = {
+        row[0]: row[1:]
+        for row in conn.execute(
+            "select audience, count(*), count(*) filter (where suppressed)"
+            " from _audience_members group by audience"
+        ).fetchall()
+    }
+    outcomes: dict[str, AudienceOutcome] = {}
+    rules = {definition.name: definition.rule for definition in definitions}
+    for name in list(rules) + sorted(set(counts) - set(rules)):
+        size, suppressed = sizes.get(name, (0, 0))
+        entered, exited = counts.get(name, (0, 0))
+        outcomes[name] = AudienceOutcome(size, suppressed, entered, exited, name not in rules)
+        conn.execute(
+            "insert into audiences.evaluation_audiences values (?, ?, ?, ?, ?, ?, ?)",
+            [evaluation_id, name, rules.get(name), size, suppressed, entered, exited],
+        )
+    return outcomes
+
+
+def audience_history(conn: duckdb.DuckDBPyConnection) -> list[tuple[int, datetime, str, int]]:
+    """(evaluation_id, as_of, audience, size) for every evaluation, for a size-over-time plot."""
+    return conn.execute(
+        """
+        select a.evaluation_id, e.as_of, a.audience, a.size
+        from audiences.evaluation_audiences as a
+        join audiences.evaluations as e using (evaluation_id)
+        order by a.evaluation_id, a.audience
+        """
+    ).fetchall()
+
+
+def recompute(
+    conn: duckdb.DuckDBPyConnection, definitions: Iterable[AudienceDefinition], as_of: datetime
+) -> EvaluationResult:
+    """Rebuild profiles and scores as of `as_of`, then evaluate the audiences on them."""
+    definitions = list(definitions)
+    validate_rules(conn, definitions)  # fail on a bad rule before the expensive rebuild
+    build_profiles(conn, as_of)
+    build_scores(conn, as_of)
+    return evaluate_audiences(conn, definitions, as_of)

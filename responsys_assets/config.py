@@ -1,0 +1,245 @@
+"""The YAML config that analytics engineers edit: ingest options, audiences and exports.
+
+Everything is validated when definitions load, so a typo fails before any run, with a message
+naming the key, the export or the audience concerned.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+MAX_EXTRA_FIELDS = 29  # Responsys/Lytics: up to 29 extra fields or memberships per PET/trigger
+
+
+class ConfigError(Exception):
+    """The YAML config is invalid; the message names the file and every problem found."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngestConfig(_Strict):
+    delimiter: Literal[",", ";", "\t", "|"] | None = None  # None: sniffed from the header
+    timezone: str = "UTC"  # the account's time zone, in which Connect writes dates
+    ready_suffix: str | None = None  # e.g. ".ready" when the Connect job writes ready files
+    settle_seconds: float = Field(default=2.0, ge=0, le=600)
+    sensor_interval_seconds: int = Field(default=3600, ge=30)
+    contacts_feed: str | None = "CONTACTS"  # file-name token of a profile-list export file
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from exc
+        return value
+
+
+class AudienceConfig(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    rule: str = Field(min_length=1)
+
+
+class AudiencesConfig(_Strict):
+    include_ready_made: bool = True
+    definitions: list[AudienceConfig] = []
+    evaluate_every_minutes: int = Field(default=10, ge=1, le=1440)
+    size_swing_warning: float = Field(default=0.5, gt=0)  # share of size change that warns
+
+
+MatchColumn = Literal["RIID", "CUSTOMER_ID", "EMAIL_ADDRESS", "EMAIL_SHA256_HASH"]
+
+
+class MergeRuleConfig(_Strict):
+    insert_on_no_match: bool = True
+    update_on_match: Literal["REPLACE_ALL", "NO_UPDATE"] = "REPLACE_ALL"
+    match_column_1: MatchColumn = "RIID"
+    match_column_2: MatchColumn | None = None
+    default_permission_status: Literal["OPTIN", "OPTOUT"] = "OPTOUT"
+    optin_value: str = "I"
+    optout_value: str = "O"
+
+    @model_validator(mode="after")
+    def _hash_rules(self) -> MergeRuleConfig:
+        columns = {self.match_column_1, self.match_column_2} - {None}
+        if "EMAIL_SHA256_HASH" in columns and len(columns) > 1 and "EMAIL_ADDRESS" in columns:
+            raise ValueError("EMAIL_SHA256_HASH cannot be combined with EMAIL_ADDRESS")
+        if "EMAIL_SHA256_HASH" in columns and self.insert_on_no_match:
+            raise ValueError(
+                "a hash match can only update: set insert_on_no_match: false "
+                "(Responsys cannot insert a contact from a hash)"
+            )
+        if self.match_column_2 == self.match_column_1:
+            raise ValueError("match_column_2 must differ from match_column_1")
+        return self
+
+
+class _ExportBase(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    audience: str
+    enabled: bool = True
+    backfill: bool = True  # on the first run, send the audience's current members
+    async_api: bool = False
+    cron: str | None = None  # overrides the type's default cadence
+
+
+class ProfileListExport(_ExportBase):
+    type: Literal["profile_list"]
+    list: str
+    folder: str
+    merge_rule: MergeRuleConfig = MergeRuleConfig()
+    on_exit: Literal["delete", "clear_column", "keep"] = "delete"
+    membership_column: str | None = None  # needed when on_exit is clear_column
+    fields: dict[str, str] = {}  # Responsys list column -> profile column
+    user_fields_pet: str | None = None  # PET for up to 29 extra profile fields
+    user_fields: dict[str, str] = {}
+    segments_pet: str | None = None  # PET with one column per audience membership
+    segments: list[str] = []
+
+    @model_validator(mode="after")
+    def _shape(self) -> ProfileListExport:
+        if self.on_exit == "clear_column" and not self.membership_column:
+            raise ValueError("on_exit: clear_column needs membership_column")
+        if len(self.user_fields) > MAX_EXTRA_FIELDS or len(self.segments) > MAX_EXTRA_FIELDS:
+            raise ValueError(f"at most {MAX_EXTRA_FIELDS} user_fields and segments")
+        if self.user_fields and not self.user_fields_pet:
+            raise ValueError("user_fields needs user_fields_pet")
+        if self.segments and not self.segments_pet:
+            raise ValueError("segments needs segments_pet")
+        return self
+
+
+class CampaignTriggerExport(_ExportBase):
+    type: Literal["campaign_trigger"]
+    campaign: str
+    list: str
+    folder: str
+    merge_rule: MergeRuleConfig = MergeRuleConfig()
+    optional_data: dict[str, str] = {}  # personalisation name -> profile column
+    backfill: bool = False  # a campaign should not email the whole audience by default
+
+    @field_validator("optional_data")
+    @classmethod
+    def _few(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_EXTRA_FIELDS:
+            raise ValueError(f"at most {MAX_EXTRA_FIELDS} optional_data fields")
+        return value
+
+
+class CustomEventExport(_ExportBase):
+    type: Literal["custom_event"]
+    event: str
+    list: str
+    folder: str
+    identify_by: Literal["riid", "email_sha256", "customer_id"] = "riid"
+    properties: dict[str, str] = {}  # event property -> profile column
+    send_exits: bool = True
+
+
+class PetExport(_ExportBase):
+    type: Literal["pet"]
+    list: str
+    folder: str
+    pet: str
+    mode: Literal["fields", "membership"] = "fields"
+    fields: dict[str, str] = {}  # PET column -> profile column
+    field_type: Literal["STR500", "STR4000"] = "STR500"
+
+
+class SupplementalTableExport(_ExportBase):
+    type: Literal["supplemental_table"]
+    folder: str
+    table: str
+    primary_key: list[str] = ["RIID", "CAMPAIGN_ID"]
+    source_column: str = "CAMPAIGN_ID"  # identifies which export/audience wrote each row
+    fields: dict[str, str] = {}
+
+
+class SftpFileExport(_ExportBase):
+    type: Literal["sftp_file"]
+    remote_dir: str | None = None  # default: the Connect folder of RESPONSYS_SFTP_REMOTE_DIR
+    file_prefix: str | None = None
+    fields: dict[str, str] = {"RIID_": "riid", "EMAIL_ADDRESS_": "email"}
+    encrypt_to_env: str | None = None  # env var holding an armored PGP public key
+
+
+ExportConfig = Annotated[
+    ProfileListExport
+    | CampaignTriggerExport
+    | CustomEventExport
+    | PetExport
+    | SupplementalTableExport
+    | SftpFileExport,
+    Field(discriminator="type"),
+]
+
+DEFAULT_CRON = {
+    "profile_list": "*/10 * * * *",
+    "campaign_trigger": "* * * * *",
+    "custom_event": "*/10 * * * *",
+    "pet": "*/10 * * * *",
+    "supplemental_table": "*/10 * * * *",
+    "sftp_file": "0 * * * *",
+}
+
+
+class ProjectConfig(_Strict):
+    account_id: str = "10001"
+    ingest: IngestConfig = IngestConfig()
+    audiences: AudiencesConfig = AudiencesConfig()
+    exports: list[ExportConfig] = []
+    hybrid_backfill_threshold: int = Field(default=50_000, ge=1)
+
+    @model_validator(mode="after")
+    def _unique_and_linked(self) -> ProjectConfig:
+        for kind, names in (
+            ("audience", [a.name for a in self.audiences.definitions]),
+            ("export", [e.name for e in self.exports]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {kind} names: {', '.join(dupes)}")
+        return self
+
+
+def export_cron(export: ExportConfig) -> str:
+    return export.cron or DEFAULT_CRON[export.type]
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"] if not re.fullmatch(r"[a-z_]+\[.*\]", str(p)))
+        lines.append(f"  - {where or '(top level)'}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(text: str, source: str = "<config>") -> ProjectConfig:
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid config:\n{_describe(exc)}") from None
+
+
+def load_config(path: Path) -> ProjectConfig:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {str(path)!r}: {exc.strerror}") from None
+    return parse_config(text, source=str(path))

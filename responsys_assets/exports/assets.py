@@ -1,0 +1,125 @@
+"""One asset per configured export, each materialising what changed into Responsys."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from responsys_assets.config import ExportConfig, ProjectConfig, export_cron
+from responsys_assets.exports import ledger
+from responsys_assets.exports.handlers import handler_for
+from responsys_assets.exports.runner import run_export
+from responsys_assets.resources.connections import ResponsysAPIResource, SFTPResource
+from responsys_assets.resources.warehouse import WRITER_POOL, WarehouseResource
+
+MEMBERSHIPS = dg.AssetKey(["audiences", "memberships"])
+
+
+class ExportRunConfig(dg.Config):
+    dry_run: bool = False  # show what would change, call nothing that writes
+
+
+class ExportFailed(Exception):
+    """An export stopped before sending everything; the message says why and what next."""
+
+
+def export_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["exports", name])
+
+
+def _freshness(export: ExportConfig) -> dg.FreshnessPolicy:
+    """Warn after one missed tick plus slack, fail after about three missed ticks."""
+    every = cron_interval(export_cron(export))
+    return dg.FreshnessPolicy.time_window(
+        fail_window=3 * every + timedelta(minutes=1), warn_window=every + timedelta(minutes=1)
+    )
+
+
+def cron_interval(cron: str) -> timedelta:
+    """The shortest gap between two ticks of a cron string, over its next day of ticks."""
+    from dagster._utils.schedules import cron_string_iterator
+
+    ticks = cron_string_iterator(datetime.now(UTC).timestamp(), cron, "UTC")
+    first = previous = next(ticks)
+    shortest = timedelta(days=366)
+    for _ in range(1500):  # a day of minute ticks
+        tick = next(ticks)
+        shortest = min(shortest, tick - previous)
+        previous = tick
+        if tick - first > timedelta(days=1):
+            break
+    return shortest
+
+
+def build_export_asset(export: ExportConfig, config: ProjectConfig):
+    key = export_key(export.name)
+
+    @dg.asset(
+        key=key,
+        deps=[MEMBERSHIPS],
+        group_name="exports",
+        kinds={"responsys"},
+        pool=WRITER_POOL,
+        freshness_policy=_freshness(export),
+        check_specs=[dg.AssetCheckSpec("no_batch_with_unknown_outcome", asset=key)],
+        description=(
+            f"{export.type} export of audience '{export.audience}' ({export_cron(export)})."
+        ),
+        tags={"responsys/export_type": export.type},
+    )
+    def export_asset(
+        context: dg.AssetExecutionContext,
+        config: ExportRunConfig,
+        warehouse: WarehouseResource,
+        responsys: ResponsysAPIResource,
+        sftp: SFTPResource,
+    ):
+        handler = handler_for(export, sftp_factory=sftp.open)
+        with warehouse.connect() as conn, responsys.client() as client:
+            report = run_export(
+                conn,
+                client,
+                name=export.name,
+                audience=export.audience,
+                handler=handler,
+                backfill=export.backfill,
+                triggers=export.type == "campaign_trigger",
+                dry_run=config.dry_run,
+                log=context.log.debug,
+            )
+            parked = ledger.unknown_batches(conn, export.name)
+        stats = client.stats.snapshot() if hasattr(client, "stats") else {}
+        metadata = report.metadata() | {
+            "mode": responsys.mode,
+            "dry_run": config.dry_run,
+            "client": stats,
+        }
+        if config.dry_run:
+            metadata["plan_preview"] = dg.MetadataValue.json(report.planned[:50])
+            context.log.info(
+                f"dry run of {export.name}: {report.added} upserts, {report.removed} removals, "
+                f"{report.triggered} triggers"
+            )
+        check = dg.AssetCheckResult(
+            check_name="no_batch_with_unknown_outcome",
+            passed=not parked,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "unknown_batches": [f"{b[1]} ({b[2]} records)" for b in parked][:20],
+                "what_to_do": "check in Responsys whether these went out, then run "
+                "`responsys-assets release EXPORT BATCH --resend` or `--mark-sent`",
+            },
+        )
+        if not report.ok:
+            context.log.error(f"{export.name}: {report.stopped_by}")
+            yield check
+            raise ExportFailed(
+                f"export '{export.name}' stopped: {report.stopped_by}. Batches already sent are "
+                "in exports.ledger and will not be sent again; re-run to resume."
+            )
+        yield dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+    return export_asset
+
+
+def build_export_assets(config: ProjectConfig) -> list:
+    return [build_export_asset(e, config) for e in config.exports if e.enabled]

@@ -1,0 +1,185 @@
+"""The export ledger: every batch is written down before it is sent and settled after.
+
+Outcomes: `pending` (written, call under way), `succeeded`, `failed` (Responsys certainly did
+not act: safe to send again), `unknown` (sent, no answer: never resent automatically) and
+`released` (an operator decided). A crash leaves `pending`; the next run turns it into
+`unknown` for sends that must not repeat (emails, events) and resends it for idempotent merges.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import duckdb
+
+NOW = "(now() at time zone 'UTC')"
+
+
+@dataclass(frozen=True)
+class Batch:
+    export: str
+    batch_id: str
+    records: list  # list[PendingChange]
+
+    @property
+    def first_change(self) -> int:
+        return min(r.change_id for r in self.records)
+
+    @property
+    def last_change(self) -> int:
+        return max(r.change_id for r in self.records)
+
+
+def make_batches(export: str, records: list, size: int = 200, kind: str = "") -> list[Batch]:
+    batches = []
+    for start in range(0, len(records), size):
+        chunk = records[start : start + size]
+        first, last = chunk[0].change_id, chunk[-1].change_id
+        batch_id = f"{kind}{first}-{last}-{len(chunk)}"
+        batches.append(Batch(export, batch_id, chunk))
+    return batches
+
+
+def begin(conn: duckdb.DuckDBPyConnection, batch: Batch) -> int:
+    """Record the batch and its records as pending, committed before any call; returns attempt."""
+    conn.execute("begin transaction")
+    try:
+        row = conn.execute(
+            "select attempt from exports.ledger where export = ? and batch_id = ?",
+            [batch.export, batch.batch_id],
+        ).fetchone()
+        attempt = (row[0] if row else 0) + 1
+        conn.execute(
+            f"""
+            insert or replace into exports.ledger
+                (export, batch_id, first_change, last_change, records, attempt, outcome,
+                 error_class, error, api_calls, started_at, finished_at)
+            values (?, ?, ?, ?, ?, ?, 'pending', null, null, null, {NOW}, null)
+            """,
+            [
+                batch.export,
+                batch.batch_id,
+                batch.first_change,
+                batch.last_change,
+                len(batch.records),
+                attempt,
+            ],
+        )
+        conn.executemany(
+            "insert or replace into exports.sent_records values (?, ?, ?, ?, ?)",
+            [
+                (batch.export, r.contact_key, r.change_id, r.change, batch.batch_id)
+                for r in batch.records
+            ],
+        )
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    return attempt
+
+
+def settle(
+    conn: duckdb.DuckDBPyConnection,
+    batch: Batch,
+    outcome: str,
+    *,
+    error_class: str | None = None,
+    error: str | None = None,
+    api_calls: int = 0,
+    sent_fields: dict[str, dict] | None = None,
+    removed: list[str] | None = None,
+    rejected: list[tuple[str, int | None, str, str]] | None = None,
+) -> None:
+    """Record the outcome; a failed batch's records are released so a later run resends them."""
+    conn.execute("begin transaction")
+    try:
+        conn.execute(
+            f"""
+            update exports.ledger
+            set outcome = ?, error_class = ?, error = ?, api_calls = ?, finished_at = {NOW}
+            where export = ? and batch_id = ?
+            """,
+            [outcome, error_class, error, api_calls, batch.export, batch.batch_id],
+        )
+        if outcome == "failed":
+            conn.execute(
+                "delete from exports.sent_records where export = ? and batch_id = ?",
+                [batch.export, batch.batch_id],
+            )
+        if sent_fields:
+            conn.executemany(
+                f"insert or replace into exports.last_sent values (?, ?, ?, {NOW})",
+                [(batch.export, key, json.dumps(f, default=str)) for key, f in sent_fields.items()],
+            )
+        if removed:
+            conn.executemany(
+                "delete from exports.last_sent where export = ? and contact_key = ?",
+                [(batch.export, key) for key in removed],
+            )
+        if rejected:
+            conn.executemany(
+                f"insert into exports.rejected_records values (?, ?, ?, ?, ?, ?, {NOW})",
+                [
+                    (batch.export, batch.batch_id, key, riid, cls, msg)
+                    for key, riid, cls, msg in rejected
+                ],
+            )
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+
+
+def recover_interrupted(conn: duckdb.DuckDBPyConnection, export: str, *, idempotent: bool) -> int:
+    """Settle batches a crash left `pending`: resend idempotent ones, park the others."""
+    rows = conn.execute(
+        "select batch_id from exports.ledger where export = ? and outcome = 'pending'", [export]
+    ).fetchall()
+    for (batch_id,) in rows:
+        if idempotent:
+            conn.execute(
+                "update exports.ledger set outcome = 'failed', error_class = 'interrupted' "
+                "where export = ? and batch_id = ?",
+                [export, batch_id],
+            )
+            conn.execute(
+                "delete from exports.sent_records where export = ? and batch_id = ?",
+                [export, batch_id],
+            )
+        else:
+            conn.execute(
+                "update exports.ledger set outcome = 'unknown', error_class = 'interrupted', "
+                "error = 'the run stopped while this batch was being sent; it may or may not "
+                "have reached Responsys' where export = ? and batch_id = ?",
+                [export, batch_id],
+            )
+    return len(rows)
+
+
+def unknown_batches(conn: duckdb.DuckDBPyConnection, export: str | None = None) -> list[tuple]:
+    sql = "select export, batch_id, records, error from exports.ledger where outcome = 'unknown'"
+    params: list = []
+    if export:
+        sql += " and export = ?"
+        params.append(export)
+    return conn.execute(sql + " order by export, batch_id", params).fetchall()
+
+
+def release(conn: duckdb.DuckDBPyConnection, export: str, batch_id: str, *, resend: bool) -> bool:
+    """Operator decision on an `unknown` batch: resend it, or accept it as delivered."""
+    row = conn.execute(
+        "select outcome from exports.ledger where export = ? and batch_id = ?", [export, batch_id]
+    ).fetchone()
+    if not row or row[0] != "unknown":
+        return False
+    conn.execute(
+        "update exports.ledger set outcome = ? where export = ? and batch_id = ?",
+        ["failed" if resend else "released", export, batch_id],
+    )
+    if resend:
+        conn.execute(
+            "delete from exports.sent_records where export = ? and batch_id = ?", [export, batch_id]
+        )
+    return True

@@ -1,0 +1,139 @@
+"""The contract of record for parsed event files: one pandera schema per target table and feed.
+
+parse.py turns strings into types with vectorised polars expressions (a value that does not convert
+is rejected there, with the raw text in the reason). The typed frame is then validated here with
+`lazy=True`; every failure case with a row index becomes a rejected row, so the bounds below are
+the only place the rules live. Validating 500k typed rows costs about 60 ms.
+
+Decisions:
+- Timestamps must lie in [2000-01-01, now + 2 days] (UTC). Responsys did not exist before 2000 and
+  clocks may be a little ahead; anything else is a broken date and the row is rejected.
+- RIID is a positive integer and required on every event feed (not on LAUNCH_STATE).
+- Contacts: email_permission_status is I or O; email is lower-cased and trimmed by the parser.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandera.polars as pa
+import polars as pl
+
+from responsys_assets.ingest.feeds import LAYOUTS, FeedLayout
+
+RESPONSYS_DATE_FORMAT = "%d-%b-%Y %H:%M:%S"
+"""How Connect writes EVENT_CAPTURED_DT and friends, e.g. 03-Jan-2026 13:05:32."""
+EARLIEST = datetime(2000, 1, 1)
+FUTURE_SLACK = timedelta(days=2)
+
+_TS = pl.Datetime("us")
+
+
+def latest_allowed(now: datetime | None = None) -> datetime:
+    """The newest timestamp we accept: now (UTC) plus the clock slack."""
+    now = now or datetime.now(UTC)
+    return now.replace(tzinfo=None) + FUTURE_SLACK
+
+
+class EventsModel(pa.DataFrameModel):
+    """responsys.events, in column order. Per-feed nullability is set by `schema_for`."""
+
+    event_type: pl.Utf8 = pa.Field(nullable=False)
+    riid: pl.Int64 = pa.Field(nullable=True, ge=1)
+    customer_id: pl.Utf8 = pa.Field(nullable=True)
+    email: pl.Utf8 = pa.Field(nullable=True)
+    account_id: pl.Int64 = pa.Field(nullable=True)
+    list_id: pl.Int64 = pa.Field(nullable=True)
+    campaign_id: pl.Int64 = pa.Field(nullable=True)
+    launch_id: pl.Int64 = pa.Field(nullable=True)
+    event_captured_at: _TS = pa.Field(nullable=False)
+    event_stored_at: _TS = pa.Field(nullable=True)
+    attributes: pl.Utf8 = pa.Field(nullable=False)
+    source_file: pl.Utf8 = pa.Field(nullable=False)
+    source_line: pl.Int64 = pa.Field(nullable=False, ge=2)
+
+    class Config:
+        strict = True
+        ordered = True
+
+
+class LaunchStatesModel(pa.DataFrameModel):
+    """responsys.launch_states, in column order."""
+
+    account_id: pl.Int64 = pa.Field(nullable=True)
+    list_id: pl.Int64 = pa.Field(nullable=True)
+    campaign_id: pl.Int64 = pa.Field(nullable=False)
+    launch_id: pl.Int64 = pa.Field(nullable=False)
+    campaign_name: pl.Utf8 = pa.Field(nullable=True)
+    launch_name: pl.Utf8 = pa.Field(nullable=True)
+    launch_status: pl.Utf8 = pa.Field(nullable=True)
+    launch_type: pl.Utf8 = pa.Field(nullable=True)
+    subject: pl.Utf8 = pa.Field(nullable=True)
+    event_captured_at: _TS = pa.Field(nullable=True)
+    event_stored_at: _TS = pa.Field(nullable=True)
+    launch_started_at: _TS = pa.Field(nullable=True)
+    launch_completed_at: _TS = pa.Field(nullable=True)
+    attributes: pl.Utf8 = pa.Field(nullable=False)
+    source_file: pl.Utf8 = pa.Field(nullable=False)
+    source_line: pl.Int64 = pa.Field(nullable=False, ge=2)
+
+    class Config:
+        strict = True
+        ordered = True
+
+
+class ContactsModel(pa.DataFrameModel):
+    """responsys.contacts, in column order."""
+
+    riid: pl.Int64 = pa.Field(nullable=False, ge=1)
+    customer_id: pl.Utf8 = pa.Field(nullable=True)
+    email: pl.Utf8 = pa.Field(nullable=True)
+    email_permission_status: pl.Utf8 = pa.Field(nullable=False, isin=["I", "O"])
+    modified_at: _TS = pa.Field(nullable=True)
+    attributes: pl.Utf8 = pa.Field(nullable=False)
+    source_file: pl.Utf8 = pa.Field(nullable=False)
+    source_line: pl.Int64 = pa.Field(nullable=False, ge=2)
+
+    class Config:
+        strict = True
+        ordered = True
+
+
+_MODELS: dict[str, type[pa.DataFrameModel]] = {
+    "events": EventsModel,
+    "launch_states": LaunchStatesModel,
+    "contacts": ContactsModel,
+}
+TIMESTAMP_COLUMNS: dict[str, tuple[str, ...]] = {
+    "events": ("event_captured_at", "event_stored_at"),
+    "launch_states": (
+        "event_captured_at",
+        "event_stored_at",
+        "launch_started_at",
+        "launch_completed_at",
+    ),
+    "contacts": ("modified_at",),
+}
+
+
+def schema_for(feed: str, *, now: datetime | None = None) -> pa.DataFrameSchema:
+    """The typed-output contract for one feed: the target table's schema plus the feed's rules."""
+    layout: FeedLayout = LAYOUTS[feed]
+    schema = _MODELS[layout.target].to_schema()
+    if layout.target == "events" and "RIID" in layout.required:
+        schema = schema.update_column("riid", nullable=False)
+    latest = latest_allowed(now)
+    bound = pa.Check.in_range(
+        EARLIEST,
+        latest,
+        error=f"is outside the accepted range {EARLIEST:%Y-%m-%d} .. {latest:%Y-%m-%d %H:%M} UTC",
+    )
+    for column in TIMESTAMP_COLUMNS[layout.target]:
+        checks = list(schema.columns[column].checks) + [bound]
+        schema = schema.update_column(column, checks=checks)
+    return schema
+
+
+def column_order(target: str) -> list[str]:
+    """The target table's columns in order, as the parser must produce them."""
+    return list(_MODELS[target].to_schema().columns)

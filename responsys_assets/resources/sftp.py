@@ -1,0 +1,340 @@
+"""SFTP source for Responsys Connect files, on paramiko.
+
+The server's host key must already be in a known_hosts file (unknown or changed keys are
+refused, never added). Dropped connections are retried with exponential backoff; a download
+is restarted from the beginning into a fresh temp file of the landing zone, so a landed file
+is always complete.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import paramiko
+
+from responsys_assets.ingest.landing import LandedFile, LandingZone, safe_local_name
+
+READ_SIZE = 1024 * 1024
+MAX_PREFETCH_REQUESTS = 64
+MAX_BACKOFF_SECONDS = 60.0
+
+T = TypeVar("T")
+
+
+class SFTPError(Exception):
+    """An SFTP operation failed (after retries, where retrying made sense)."""
+
+
+class HostKeyError(SFTPError):
+    """The server's host key is unknown or differs from the one in known_hosts."""
+
+
+class SFTPAuthError(SFTPError):
+    """The server refused our user name and key."""
+
+
+class InvalidPrivateKey(SFTPError):
+    """The private key text could not be read (the message never contains the key)."""
+
+
+class _IncompleteDownload(SFTPError):
+    """Fewer or more bytes arrived than the server announced; worth another attempt."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    size: int
+    mtime: int
+
+
+def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
+    """Read an OpenSSH-format RSA, ECDSA or Ed25519 private key (or a PEM RSA key)."""
+    text = (text or "").strip()
+    if "\n" not in text and "\\n" in text:
+        # Keys pasted into environment variables often arrive with escaped newlines.
+        text = text.replace("\\n", "\n")
+    if "PRIVATE KEY-----" not in text:
+        raise InvalidPrivateKey(
+            "The SFTP private key is not a PEM/OpenSSH private key (expected a block starting "
+            "with '-----BEGIN OPENSSH PRIVATE KEY-----' or '-----BEGIN RSA PRIVATE KEY-----')."
+        )
+    text += "\n"
+    for key_class in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return key_class.from_private_key(io.StringIO(text), password=passphrase)
+        except paramiko.PasswordRequiredException:
+            raise InvalidPrivateKey(
+                "The SFTP private key is encrypted; provide its passphrase."
+            ) from None
+        except (paramiko.SSHException, ValueError, TypeError):
+            continue
+    hint = " or the passphrase is wrong" if passphrase else ""
+    raise InvalidPrivateKey(
+        "The SFTP private key could not be read: it is not an RSA, ECDSA or Ed25519 key in "
+        f"OpenSSH or PEM format{hint}."
+    )
+
+
+def _key_description(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} key with fingerprint {key.fingerprint}"
+
+
+class _RejectUnknownHostKey(paramiko.MissingHostKeyPolicy):
+    """RejectPolicy with an error message that says what to do."""
+
+    def __init__(self, host: str, port: int, known_hosts_path: str) -> None:
+        self._where = f"{host}:{port}"
+        self._host, self._port, self._path = host, port, known_hosts_path
+
+    def missing_host_key(self, client, hostname, key) -> None:
+        raise HostKeyError(
+            f"The SFTP server {self._where} offered an unknown host key ({_key_description(key)}); "
+            f"it is not in the known_hosts file {self._path}. Confirm the fingerprint with the "
+            "server's operator, then add the key, e.g. "
+            f"`ssh-keyscan -p {self._port} {self._host} >> {self._path}`."
+        )
+
+
+def _is_connection_error(error: BaseException) -> bool:
+    # SSHException covers "Server connection dropped"; a timeout means the channel is stuck.
+    return isinstance(
+        error,
+        EOFError | paramiko.SSHException | TimeoutError | ConnectionError | _IncompleteDownload,
+    )
+
+
+class SFTPSource:
+    """A folder on an SFTP server: list files, download into a landing zone, upload exports.
+
+    Holds one connection, opened on first use; use one instance per thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str,
+        private_key: str,
+        known_hosts_path: str,
+        remote_dir: str,
+        connect_timeout: float = 15.0,
+        read_timeout: float = 60.0,
+        max_attempts: int = 5,
+        backoff_seconds: float = 1.0,
+        ready_suffix: str | None = None,
+        passphrase: str | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username
+        self.known_hosts_path = str(known_hosts_path)
+        self.remote_dir = remote_dir
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_seconds = backoff_seconds
+        self.ready_suffix = ready_suffix or None
+        self._pkey = load_private_key(private_key, passphrase)
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"SFTPSource(host={self.host!r}, port={self.port}, username={self.username!r}, "
+            f"remote_dir={self.remote_dir!r})"
+        )
+
+    def __enter__(self) -> SFTPSource:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection (the next call reconnects)."""
+        sftp, client = self._sftp, self._client
+        self._sftp = self._client = None
+        for closable in (sftp, client):
+            if closable is not None:
+                try:
+                    closable.close()
+                except (OSError, EOFError, paramiko.SSHException):
+                    pass  # already broken; nothing left to release
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _connect(self) -> paramiko.SFTPClient:
+        if self._sftp is not None:
+            return self._sftp
+        if not Path(self.known_hosts_path).is_file():
+            raise HostKeyError(
+                f"The known_hosts file {self.known_hosts_path} for the SFTP server "
+                f"{self.host}:{self.port} does not exist. Create it with the server's host key, "
+                f"e.g. `ssh-keyscan -p {self.port} {self.host} > {self.known_hosts_path}`, after "
+                "confirming the fingerprint with the server's operator."
+            )
+        client = paramiko.SSHClient()
+        try:
+            # "system" host keys are read-only for paramiko: it never writes this file.
+            client.load_system_host_keys(self.known_hosts_path)
+            client.set_missing_host_key_policy(
+                _RejectUnknownHostKey(self.host, self.port, self.known_hosts_path)
+            )
+            client.connect(
+                self.host,
+                port=self.port,
+                username=self.username,
+                pkey=self._pkey,
+                timeout=self.connect_timeout,
+                banner_timeout=self.connect_timeout,
+                auth_timeout=self.connect_timeout,
+                channel_timeout=self.connect_timeout,
+                allow_agent=False,
+                look_for_keys=False,
+            )
+            sftp = client.open_sftp()
+            sftp.get_channel().settimeout(self.read_timeout)
+        except paramiko.BadHostKeyException as e:
+            client.close()
+            raise HostKeyError(
+                f"The SFTP server {self.host}:{self.port} offered a host key that differs from "
+                f"the one in {self.known_hosts_path}: offered {_key_description(e.key)}, expected "
+                f"{_key_description(e.expected_key)}. This can mean someone is intercepting the "
+                "connection. If the server's key was changed on purpose, confirm the new "
+                f"fingerprint with its operator and replace the entry for {self.host}:{self.port} "
+                f"in {self.known_hosts_path}."
+            ) from None
+        except paramiko.AuthenticationException:
+            client.close()
+            raise SFTPAuthError(
+                f"The SFTP server {self.host}:{self.port} refused user {self.username!r} with "
+                f"the {_key_description(self._pkey)}. Check the user name and that the "
+                "server has this public key installed."
+            ) from None
+        except BaseException:
+            client.close()
+            raise
+        self._client, self._sftp = client, sftp
+        return sftp
+
+    def _retrying(self, what: str, operation: Callable[[paramiko.SFTPClient], T]) -> T:
+        """Run `operation` on a live connection; reconnect and retry on connection errors."""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return operation(self._connect())
+            except (OSError, EOFError, paramiko.SSHException, _IncompleteDownload) as e:
+                transport = self._client.get_transport() if self._client else None
+                dropped = transport is None or not transport.is_active()
+                if not (_is_connection_error(e) or dropped):
+                    # A file-level error (no such file, permission denied): retrying won't help.
+                    raise SFTPError(f"{what} on {self.host}:{self.port} failed: {e}") from e
+                self.close()
+                if attempt == self.max_attempts:
+                    raise SFTPError(
+                        f"{what} on {self.host}:{self.port} failed after {attempt} attempt(s); "
+                        f"last error: {type(e).__name__}: {e}"
+                    ) from e
+                time.sleep(min(self.backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+        raise AssertionError("unreachable")
+
+    def _remote_path(self, name: str) -> str:
+        return posixpath.join(self.remote_dir, name)
+
+    # -- listing ----------------------------------------------------------------------------
+
+    def _list_regular_files(self) -> list[RemoteFile]:
+        def listing(sftp: paramiko.SFTPClient) -> list[RemoteFile]:
+            return [
+                RemoteFile(name=a.filename, size=a.st_size or 0, mtime=int(a.st_mtime or 0))
+                for a in sftp.listdir_attr(self.remote_dir)
+                if a.st_mode is not None
+                and stat.S_ISREG(a.st_mode)
+                and not a.filename.startswith(".")
+            ]
+
+        return sorted(self._retrying(f"Listing {self.remote_dir!r}", listing), key=lambda f: f.name)
+
+    def _is_marker(self, name: str) -> bool:
+        return self.ready_suffix is not None and name.endswith(self.ready_suffix)
+
+    def list_files(self) -> list[RemoteFile]:
+        """Regular files in remote_dir, sorted by name (no hidden files, no ready markers)."""
+        return [f for f in self._list_regular_files() if not self._is_marker(f.name)]
+
+    def list_ready_files(self, settle_seconds: float = 2.0) -> list[RemoteFile]:
+        """Files that are complete: unchanged over `settle_seconds` (and with a ready marker).
+
+        With a `ready_suffix`, a file `a.csv.gpg` is ready when `a.csv.gpg<suffix>`,
+        `a.csv<suffix>` or `a<suffix>` exists.
+        """
+        first = {f.name: f for f in self.list_files()}
+        time.sleep(settle_seconds)
+        second = self._list_regular_files()
+        names = {f.name for f in second}
+        ready = []
+        for f in second:
+            if self._is_marker(f.name) or first.get(f.name) != f:
+                continue
+            if self.ready_suffix is not None:
+                stems = {f.name, f.name.rsplit(".", 1)[0], f.name.split(".", 1)[0]}
+                if not any(stem + self.ready_suffix in names for stem in stems):
+                    continue
+            ready.append(f)
+        return ready
+
+    # -- transfers --------------------------------------------------------------------------
+
+    def download(
+        self,
+        name: str,
+        zone: LandingZone,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> LandedFile:
+        """Download one file from remote_dir into the landing zone; returns the LandedFile."""
+        safe_local_name(name)
+        zone.path_for(name)
+        remote_path = self._remote_path(name)
+
+        def fetch(sftp: paramiko.SFTPClient) -> LandedFile:
+            size = sftp.stat(remote_path).st_size or 0
+            with sftp.open(remote_path, "rb") as remote, zone.write(name) as local:
+                remote.prefetch(size, max_concurrent_requests=MAX_PREFETCH_REQUESTS)
+                while chunk := remote.read(READ_SIZE):
+                    local.write(chunk)
+                    if progress is not None:
+                        progress(local.bytes_written, size)
+                if local.bytes_written != size:
+                    raise _IncompleteDownload(
+                        f"received {local.bytes_written} bytes of {name!r}, expected {size}"
+                    )
+            assert local.landed is not None
+            return local.landed
+
+        return self._retrying(f"Downloading {name!r}", fetch)
+
+    def upload(self, local_path: Path, remote_name: str) -> None:
+        """Upload a file atomically: to a hidden temp name first, then renamed into place."""
+        safe_local_name(remote_name)
+        final = self._remote_path(remote_name)
+        temp = self._remote_path(f".{remote_name}.part")
+
+        def put(sftp: paramiko.SFTPClient) -> None:
+            sftp.put(str(local_path), temp, confirm=True)
+            try:
+                sftp.posix_rename(temp, final)
+            except OSError as e:
+                if isinstance(e, TimeoutError | ConnectionError):
+                    raise
+                # The server lacks the posix-rename extension: plain rename (target must not exist).
+                sftp.rename(temp, final)
+
+        self._retrying(f"Uploading {remote_name!r}", put)

@@ -1,0 +1,99 @@
+"""Whole-project checks that run when definitions load, before any run can start.
+
+Pydantic checks each key; this module checks what spans keys: audience rules against the
+profile columns, exports against audiences, and every Responsys name against Responsys' rules.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from responsys_assets.audiences.rules import (
+    AudienceDefinition,
+    AudienceRuleError,
+    load_ready_made,
+    validate_rules,
+)
+from responsys_assets.config import ConfigError, ProjectConfig
+from responsys_assets.exports.naming import (
+    InvalidResponsysName,
+    validate_field_name,
+    validate_folder_name,
+    validate_object_name,
+)
+from responsys_assets.resources.warehouse import apply_migrations
+
+
+def audience_definitions(config: ProjectConfig) -> list[AudienceDefinition]:
+    """Ready-made audiences (unless turned off) plus the config's; the config's win on name."""
+    mine = [AudienceDefinition(a.name, a.description, a.rule) for a in config.audiences.definitions]
+    names = {a.name for a in mine}
+    ready = load_ready_made() if config.audiences.include_ready_made else []
+    return [a for a in ready if a.name not in names] + mine
+
+
+def _export_names(export) -> list[tuple[str, str, str]]:
+    """(kind, name, checker) for every Responsys name an export declares."""
+    out: list[tuple[str, str, str]] = []
+    for attr, kind in (
+        ("list", "list"),
+        ("pet", "PET"),
+        ("table", "supplemental table"),
+        ("campaign", "campaign"),
+        ("event", "custom event"),
+        ("user_fields_pet", "PET"),
+        ("segments_pet", "PET"),
+    ):
+        value = getattr(export, attr, None)
+        if value:
+            out.append((kind, value, "object"))
+    if getattr(export, "folder", None):
+        out.append(("folder", export.folder, "folder"))
+    for attr in ("fields", "user_fields", "optional_data", "properties"):
+        for column in (getattr(export, attr, None) or {}).keys():
+            out.append(("field", column, "field"))
+    for column in getattr(export, "primary_key", None) or []:
+        out.append(("field", column, "field"))
+    for column in (
+        getattr(export, "membership_column", None),
+        getattr(export, "source_column", None),
+    ):
+        if column:
+            out.append(("field", column, "field"))
+    return out
+
+
+def validate_project(config: ProjectConfig) -> list[AudienceDefinition]:
+    """Raise ConfigError listing every problem; return the audience definitions in force."""
+    problems: list[str] = []
+    audiences = audience_definitions(config)
+    try:
+        with duckdb.connect(":memory:") as scratch:  # the warehouse schema, without the data
+            apply_migrations(scratch)
+            validate_rules(scratch, audiences)
+    except AudienceRuleError as exc:
+        problems.append(str(exc))
+    known = {a.name for a in audiences}
+    for export in config.exports:
+        where = f"export '{export.name}'"
+        if export.audience not in known:
+            problems.append(
+                f"{where}: audience '{export.audience}' is not defined "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        for segment in getattr(export, "segments", []) or []:
+            if segment not in known:
+                problems.append(f"{where}: segment audience '{segment}' is not defined")
+        for kind, name, checker in _export_names(export):
+            try:
+                if checker == "folder":
+                    validate_folder_name(name, where=where)
+                elif checker == "field":
+                    validate_field_name(name, where=where)
+                else:
+                    validate_object_name(name, kind=kind, where=where)
+            except InvalidResponsysName as exc:
+                problems.append(str(exc))
+    if problems:
+        raise ConfigError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+    return audiences
