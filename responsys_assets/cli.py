@@ -57,8 +57,15 @@ def _materialization_metadata(result, asset_key) -> dict:
     return out
 
 
+CONSOLE_LEVEL = {"value": "WARNING"}
+
+
 def _execute(job, instance, **kwargs):
-    return job.execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+    """Run a job in this process; the run and its events are recorded in the instance."""
+    run_config = {"loggers": {"console": {"config": {"log_level": CONSOLE_LEVEL["value"]}}}}
+    return job.execute_in_process(
+        instance=instance, raise_on_error=False, run_config=run_config, **kwargs
+    )
 
 
 def run_pipeline(*, retry_failed: bool = False, echo=print) -> list[PartOutcome]:
@@ -173,6 +180,8 @@ def _with_sandbox(settings, action):
 
 
 def cmd_run(args) -> int:
+    if args.verbose:
+        CONSOLE_LEVEL["value"] = "INFO"
     settings = load_settings()
     outcomes = _with_sandbox(settings, lambda: run_pipeline(retry_failed=args.retry_failed))
     files = [o for o in outcomes if o.part.startswith("file ")]
@@ -305,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="one full pass of the production pipeline")
     run.add_argument("--retry-failed", action="store_true", help="also replay failed files")
+    run.add_argument("-v", "--verbose", action="store_true", help="show Dagster's step logs")
     run.set_defaults(func=cmd_run)
     sandbox = sub.add_parser("sandbox", help="start the embedded Responsys sandbox")
     sandbox.add_argument("--contacts", type=int, default=None)

@@ -10,7 +10,7 @@ from responsys_assets.audiences.assets import AUDIENCE_ASSET_KEYS, build_audienc
 from responsys_assets.config import ProjectConfig, export_cron, load_config
 from responsys_assets.exports.assets import build_export_assets, export_key
 from responsys_assets.ingest.assets import EVENTS, LANDED_FILES, build_ingest_assets
-from responsys_assets.ingest.checks import build_ingest_checks
+from responsys_assets.ingest.checks import FEEDS_STILL_ARRIVING, build_ingest_checks
 from responsys_assets.ingest.partitions import responsys_files
 from responsys_assets.ingest.sensors import INGEST_JOB, build_sftp_sensor
 from responsys_assets.resources.connections import (
@@ -89,7 +89,9 @@ def build_definitions(
     ingest_assets = build_ingest_assets(config.ingest)
     ingest_job = dg.define_asset_job(
         INGEST_JOB,
-        selection=dg.AssetSelection.assets(LANDED_FILES, EVENTS),
+        # The cross-file freshness check runs on its own schedule, not once per file.
+        selection=dg.AssetSelection.assets(LANDED_FILES, EVENTS)
+        - dg.AssetSelection.checks(FEEDS_STILL_ARRIVING),
         partitions_def=responsys_files,
         description="Land, decrypt, parse and load one Connect file (one partition per file).",
     )
@@ -100,8 +102,20 @@ def build_definitions(
         description="Recompute profiles, scores and audience memberships.",
     )
     export_assets = build_export_assets(config)
-    jobs: list = [ingest_job, audiences_job]
+    feed_check_job = dg.define_asset_job(
+        "feed_arrival_check_job",
+        selection=dg.AssetSelection.checks(FEEDS_STILL_ARRIVING),
+        description="Flags a feed whose files stopped arriving.",
+    )
+    jobs: list = [ingest_job, audiences_job, feed_check_job]
     schedules = [
+        dg.ScheduleDefinition(
+            name="feed_arrival_check_schedule",
+            job=feed_check_job,
+            cron_schedule="30 * * * *",
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            description="Hourly: warn after ~7 h and fail after ~13 h without a file per feed.",
+        ),
         dg.ScheduleDefinition(
             name="audiences_schedule",
             job=audiences_job,

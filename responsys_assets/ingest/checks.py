@@ -8,6 +8,7 @@ from responsys_assets.ingest.assets import EVENTS
 from responsys_assets.ingest.feeds import UnknownFileName, parse_file_name
 from responsys_assets.resources.warehouse import WRITER_POOL, WarehouseResource
 
+FEEDS_STILL_ARRIVING = dg.AssetCheckKey(EVENTS, "feeds_still_arriving")
 WARN_AFTER = timedelta(hours=7)
 FAIL_AFTER = timedelta(hours=13)
 

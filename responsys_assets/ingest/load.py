@@ -7,14 +7,17 @@ either fully loaded and recorded or not at all.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
 from responsys_assets.ingest.feeds import LAYOUTS
 from responsys_assets.ingest.parse import parse_event_file
@@ -71,6 +74,7 @@ def load_file(
     table = TARGET_TABLES[layout.target]
     result = LoadResult(source_file=record.file_name, feed=record.feed, table=table)
     started = time.perf_counter()
+    conn.execute("set preserve_insertion_order = false")  # order is kept in source_line
     conn.execute("begin transaction")
     try:
         for name in TARGET_TABLES.values():
@@ -78,14 +82,15 @@ def load_file(
         conn.execute(
             "delete from responsys.rejected_rows where source_file = ?", [record.file_name]
         )
-        for batch in parse_event_file(
+        batches = parse_event_file(
             plain_path,
             source_file=record.file_name,
             feed=record.feed,
             delimiter=delimiter,
             timezone=timezone,
             batch_rows=batch_rows,
-        ):
+        )
+        for batch in parsed_ahead(batches):
             result.data_rows += batch.data_rows
             if batch.events.height:
                 _insert(conn, table, batch.events)
@@ -109,8 +114,65 @@ def load_file(
     return result
 
 
+def parsed_ahead(batches: Iterator) -> Iterator:
+    """Parse the next batch in a thread while the caller inserts this one (one batch ahead).
+
+    Polars and DuckDB both release the GIL, so parsing and inserting overlap on two cores;
+    memory stays bounded at two batches.
+    """
+    done = object()
+    ahead: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        ahead.put(batch, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            ahead.put(exc)
+
+    thread = threading.Thread(target=produce, name="parse-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ahead.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                ahead.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.2)
+
+
+def _as_arrow(frame: pl.DataFrame) -> pa.Table:
+    """Arrow for DuckDB; `attributes` typed as arrow JSON so DuckDB does not re-parse it
+    (parse.py builds it with polars' JSON encoder, valid by construction)."""
+    table = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    index = table.schema.get_field_index("attributes")
+    if index < 0:
+        return table
+    json_type = pa.json_(pa.large_string())
+    column = table.column(index).combine_chunks().cast(pa.large_string())
+    return table.set_column(
+        index,
+        pa.field("attributes", json_type),
+        pa.ExtensionArray.from_storage(json_type, column),
+    )
+
+
 def _insert(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
-    arrow = frame.to_arrow()
+    arrow = _as_arrow(frame)
     conn.register("_incoming", arrow)
     try:
         conn.execute(f"insert into {table} by name select * from _incoming")

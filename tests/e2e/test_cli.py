@@ -23,10 +23,21 @@ pytestmark = pytest.mark.e2e
 CLI = [sys.executable, "-m", "responsys_assets"]
 
 
+def short_history_config(tmp: Path) -> Path:
+    """The shipped example, with the campaign trigger on an audience 3 days of data can fill
+    ("lapsing" needs weeks of history)."""
+    text = (PROJECT_ROOT / "responsys_assets/example_config.yaml").read_text()
+    text = text.replace("audience: lapsing", "audience: engaged")
+    path = tmp / "config.yaml"
+    path.write_text(text)
+    return path
+
+
 def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONSYS_")}
     env.update(
         {
+            "RESPONSYS_CONFIG": str(short_history_config(tmp)),
             "RESPONSYS_WAREHOUSE": str(tmp / "warehouse.duckdb"),
             "RESPONSYS_LANDING_DIR": str(tmp / "landing"),
             "RESPONSYS_SANDBOX_DIR": str(tmp / "sandbox"),
