@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import dagster as dg
 
@@ -27,13 +28,12 @@ log = logging.getLogger("responsys_assets")
 AUDIENCES_JOB = "audiences_job"
 
 
-def _env(name: str, env_set: bool):
-    return dg.EnvVar(name) if env_set else None
+def _optional_env(name: str):
+    """An EnvVar for an optional variable that is set, else None (EnvVar fails when unset)."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
 
 
 def build_resources(settings: Settings, config: ProjectConfig) -> dict:
-    import os
-
     warehouse = WarehouseResource(
         path=str(settings.warehouse_path), landing_dir=str(settings.landing_dir)
     )
@@ -45,10 +45,11 @@ def build_resources(settings: Settings, config: ProjectConfig) -> dict:
             "pgp": PGPResource(sandbox_dir=sandbox),
             "responsys": ResponsysAPIResource(sandbox_dir=sandbox),
         }
-    has = {name: bool(os.environ.get(name)) for name in os.environ if name.startswith("RESPONSYS_")}
-    sftp_kwargs = {}
-    if has.get("RESPONSYS_SFTP_PORT"):
-        sftp_kwargs["port"] = dg.EnvVar.int("RESPONSYS_SFTP_PORT")
+    port = (
+        {"port": dg.EnvVar.int("RESPONSYS_SFTP_PORT")}
+        if os.environ.get("RESPONSYS_SFTP_PORT")
+        else {}
+    )
     return {
         "warehouse": warehouse,
         "sftp": SFTPResource(
@@ -58,13 +59,11 @@ def build_resources(settings: Settings, config: ProjectConfig) -> dict:
             known_hosts=dg.EnvVar("RESPONSYS_SFTP_KNOWN_HOSTS"),
             remote_dir=dg.EnvVar("RESPONSYS_SFTP_REMOTE_DIR"),
             ready_suffix=config.ingest.ready_suffix,
-            **sftp_kwargs,
+            **port,
         ),
         "pgp": PGPResource(
-            private_key=_env(
-                "RESPONSYS_PGP_PRIVATE_KEY", has.get("RESPONSYS_PGP_PRIVATE_KEY", False)
-            ),
-            passphrase=_env("RESPONSYS_PGP_PASSPHRASE", has.get("RESPONSYS_PGP_PASSPHRASE", False)),
+            private_key=_optional_env("RESPONSYS_PGP_PRIVATE_KEY"),
+            passphrase=_optional_env("RESPONSYS_PGP_PASSPHRASE"),
         ),
         "responsys": ResponsysAPIResource(
             endpoint=dg.EnvVar("RESPONSYS_ENDPOINT"),
@@ -122,7 +121,7 @@ def build_definitions(
             cron_schedule=f"*/{config.audiences.evaluate_every_minutes} * * * *",
             default_status=dg.DefaultScheduleStatus.RUNNING,
             description="Time-based audiences change with the clock: re-evaluate regularly.",
-        )
+        ),
     ]
     for export in config.exports:
         if not export.enabled:

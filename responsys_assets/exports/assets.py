@@ -73,6 +73,8 @@ def build_export_asset(export: ExportConfig, config: ProjectConfig):
         responsys: ResponsysAPIResource,
         sftp: SFTPResource,
     ):
+        if responsys.mode == "sandbox":
+            context.log.info("sending to the embedded sandbox (no RESPONSYS_* variable is set)")
         handler = handler_for(export, sftp_factory=sftp.open)
         with warehouse.connect() as conn, responsys.client() as client:
             report = run_export(

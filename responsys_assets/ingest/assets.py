@@ -64,6 +64,8 @@ def build_ingest_assets(ingest: IngestConfig) -> list:
         started = time.perf_counter()
         source = "landing zone"
         if existing is None or forced:
+            if sftp.mode == "sandbox":
+                context.log.info("reading from the embedded sandbox (no RESPONSYS_* variable set)")
             with sftp.open() as remote:
                 listed = {f.name: f for f in remote.list_files()}
                 if name not in listed and existing is None:

@@ -25,9 +25,9 @@ CLI = [sys.executable, "-m", "responsys_assets"]
 
 def short_history_config(tmp: Path) -> Path:
     """The shipped example, with the campaign trigger on an audience 3 days of data can fill
-    ("lapsing" needs weeks of history)."""
+    ("cooling_off" needs more than a week of history)."""
     text = (PROJECT_ROOT / "responsys_assets/example_config.yaml").read_text()
-    text = text.replace("audience: lapsing", "audience: engaged")
+    text = text.replace("audience: cooling_off", "audience: engaged")
     path = tmp / "config.yaml"
     path.write_text(text)
     return path
