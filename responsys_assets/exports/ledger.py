@@ -170,7 +170,8 @@ def unknown_batches(conn: duckdb.DuckDBPyConnection, export: str | None = None) 
 def release(conn: duckdb.DuckDBPyConnection, export: str, batch_id: str, *, resend: bool) -> bool:
     """Operator decision on an `unknown` batch: resend it, or accept it as delivered."""
     row = conn.execute(
-        "select outcome from exports.ledger where export = ? and batch_id = ?", [export, batch_id]
+        "select outcome, first_change from exports.ledger where export = ? and batch_id = ?",
+        [export, batch_id],
     ).fetchone()
     if not row or row[0] != "unknown":
         return False
@@ -181,5 +182,12 @@ def release(conn: duckdb.DuckDBPyConnection, export: str, batch_id: str, *, rese
     if resend:
         conn.execute(
             "delete from exports.sent_records where export = ? and batch_id = ?", [export, batch_id]
+        )
+        # The watermark may already be past these changes: move it back so the next run sees
+        # them again (sent_records keeps everything else from going out twice).
+        conn.execute(
+            "update exports.watermarks set last_change_id = least(last_change_id, ?) "
+            "where export = ?",
+            [row[1] - 1, export],
         )
     return True

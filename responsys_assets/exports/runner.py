@@ -229,7 +229,7 @@ def run_export(
         if log:
             log(f"{name}: batch {batch.batch_id} sent ({len(batch.records)} records)")
 
-    if report.ok:
+    if report.ok and not (handler.idempotent and report.batches_unknown):  # released: resend
         set_watermark(conn, name, upto)
     report.seconds = time.perf_counter() - started
     return report
