@@ -238,6 +238,14 @@ def cmd_sandbox(args) -> int:
     return 0
 
 
+def _require_warehouse(settings) -> None:
+    if not settings.warehouse_path.exists():
+        raise SystemExit(
+            f"no warehouse at {settings.warehouse_path} yet: run `responsys-assets run` "
+            "(or `make demo`) first"
+        )
+
+
 def cmd_plan(args) -> int:
     from responsys_assets.config import load_config
     from responsys_assets.exports.handlers import handler_for
@@ -248,6 +256,7 @@ def cmd_plan(args) -> int:
     settings = load_settings()
     config = load_config(settings.config_path)
     validate_project(config)
+    _require_warehouse(settings)
     conn = open_connection(settings.warehouse_path, read_only=True)
     try:
         for export in config.exports:
@@ -286,12 +295,16 @@ def cmd_release(args) -> int:
     from responsys_assets.resources.warehouse import open_connection
 
     settings = load_settings()
+    _require_warehouse(settings)
     conn = open_connection(settings.warehouse_path)
     try:
         if not args.batch:
             for export, batch, records, error in ledger.unknown_batches(conn, args.export):
                 print(f"{export} {batch} ({records} records): {error}")
             return 0
+        if not (args.resend or args.mark_sent):
+            print("say what to do with the batch: --resend or --mark-sent", file=sys.stderr)
+            return 2
         if ledger.release(conn, args.export, args.batch, resend=args.resend):
             verdict = "will be resent" if args.resend else "accepted as sent"
             print(f"{args.export} {args.batch}: {verdict}")
@@ -305,7 +318,9 @@ def cmd_release(args) -> int:
 def cmd_report(args) -> int:
     from responsys_assets.report import print_report
 
-    print_report(load_settings())
+    settings = load_settings()
+    _require_warehouse(settings)
+    print_report(settings)
     return 0
 
 

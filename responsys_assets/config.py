@@ -53,7 +53,7 @@ class AudienceConfig(_Strict):
 class AudiencesConfig(_Strict):
     include_ready_made: bool = True
     definitions: list[AudienceConfig] = []
-    evaluate_every_minutes: int = Field(default=10, ge=1, le=1440)
+    evaluate_every_minutes: Literal[1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60] = 10
     size_swing_warning: float = Field(default=0.5, gt=0)  # share of size change that warns
 
 
@@ -167,7 +167,7 @@ class SupplementalTableExport(_ExportBase):
 
 class SftpFileExport(_ExportBase):
     type: Literal["sftp_file"]
-    remote_dir: str | None = None  # default: the Connect folder of RESPONSYS_SFTP_REMOTE_DIR
+    remote_dir: str  # the folder the Connect import job reads (never the one we ingest from)
     file_prefix: str | None = None
     fields: dict[str, str] = {"RIID_": "riid", "EMAIL_ADDRESS_": "email"}
     encrypt_to_env: str | None = None  # env var holding an armored PGP public key

@@ -73,6 +73,10 @@ def build_resources(settings: Settings, config: ProjectConfig) -> dict:
     }
 
 
+def audiences_cron(minutes: int) -> str:
+    return "0 * * * *" if minutes == 60 else f"*/{minutes} * * * *"
+
+
 def build_definitions(
     settings: Settings | None = None, config: ProjectConfig | None = None
 ) -> dg.Definitions:
@@ -118,7 +122,7 @@ def build_definitions(
         dg.ScheduleDefinition(
             name="audiences_schedule",
             job=audiences_job,
-            cron_schedule=f"*/{config.audiences.evaluate_every_minutes} * * * *",
+            cron_schedule=audiences_cron(config.audiences.evaluate_every_minutes),
             default_status=dg.DefaultScheduleStatus.RUNNING,
             description="Time-based audiences change with the clock: re-evaluate regularly.",
         ),

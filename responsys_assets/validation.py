@@ -7,11 +7,13 @@ profile columns, exports against audiences, and every Responsys name against Res
 from __future__ import annotations
 
 import duckdb
+from dagster._utils.schedules import is_valid_cron_string
 
 from responsys_assets.audiences.rules import (
     AudienceDefinition,
     AudienceRuleError,
     load_ready_made,
+    rule_columns,
     validate_rules,
 )
 from responsys_assets.config import ConfigError, ProjectConfig
@@ -67,12 +69,13 @@ def validate_project(config: ProjectConfig) -> list[AudienceDefinition]:
     """Raise ConfigError listing every problem; return the audience definitions in force."""
     problems: list[str] = []
     audiences = audience_definitions(config)
-    try:
-        with duckdb.connect(":memory:") as scratch:  # the warehouse schema, without the data
-            apply_migrations(scratch)
+    with duckdb.connect(":memory:") as scratch:  # the warehouse schema, without the data
+        apply_migrations(scratch)
+        columns = set(rule_columns(scratch))
+        try:
             validate_rules(scratch, audiences)
-    except AudienceRuleError as exc:
-        problems.append(str(exc))
+        except AudienceRuleError as exc:
+            problems.append(str(exc))
     known = {a.name for a in audiences}
     for export in config.exports:
         where = f"export '{export.name}'"
@@ -84,6 +87,15 @@ def validate_project(config: ProjectConfig) -> list[AudienceDefinition]:
         for segment in getattr(export, "segments", []) or []:
             if segment not in known:
                 problems.append(f"{where}: segment audience '{segment}' is not defined")
+        for mapping in ("fields", "user_fields", "optional_data", "properties"):
+            for target, source in (getattr(export, mapping, None) or {}).items():
+                if source not in columns and not source.startswith("_"):
+                    problems.append(
+                        f"{where}: {mapping}.{target} reads profile column '{source}', which "
+                        "does not exist (see docs/scores.md for the profile and score columns)"
+                    )
+        if export.cron and not is_valid_cron_string(export.cron):
+            problems.append(f"{where}: cron {export.cron!r} is not a valid cron schedule")
         for kind, name, checker in _export_names(export):
             try:
                 if checker == "folder":

@@ -4,14 +4,12 @@ Recomputed when new events land (automation condition) and on a schedule, becaus
 rules ("no open for 30 days") change with the clock even when no file arrives.
 """
 
-
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from responsys_assets.audiences.memberships import evaluate_audiences
-from responsys_assets.audiences.profiles import build_profiles
-from responsys_assets.audiences.profiles import normalise_as_of, timestamp_literal
+from responsys_assets.audiences.profiles import build_profiles, normalise_as_of, timestamp_literal
 from responsys_assets.audiences.rules import AudienceDefinition, rule_input_sql
 from responsys_assets.audiences.scores import build_scores, propensity_calibration, score_deciles
 from responsys_assets.config import ProjectConfig

@@ -6,12 +6,13 @@ other process holds it. Writers therefore retry a lock conflict for a bounded ti
 of the live file (see `responsys_assets.notebook`).
 """
 
-
 import hashlib
+import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import dagster as dg
@@ -21,6 +22,8 @@ from responsys_assets.settings import PROJECT_ROOT
 
 MIGRATIONS_DIR = PROJECT_ROOT / "warehouse" / "migrations"
 WRITER_POOL = "duckdb_writer"
+
+log = logging.getLogger(__name__)
 
 
 class WarehouseLockedError(Exception):
@@ -60,6 +63,63 @@ def open_connection(
     if not read_only and path.exists():
         os.chmod(path, 0o600)
     return conn
+
+
+def snapshot_path(warehouse: Path) -> Path:
+    """The read-only copy notebooks open: `warehouse.duckdb` -> `warehouse.snapshot.duckdb`."""
+    warehouse = Path(warehouse)
+    return warehouse.with_name(f"{warehouse.stem}.snapshot{warehouse.suffix}")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _copy_checkpointed(conn: duckdb.DuckDBPyConnection, warehouse: Path, tmp: Path) -> bool:
+    """Checkpoint, then byte-copy the main file to `tmp` (0600); False if it changed meanwhile."""
+    conn.execute(
+        "checkpoint"
+    )  # every commit is now in the main file; it changes only at checkpoints
+    before = os.stat(warehouse)
+    tmp.unlink(missing_ok=True)
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    shutil.copyfile(warehouse, tmp)  # truncates tmp and keeps its mode
+    after = os.stat(warehouse)
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+        return False
+    _fsync(tmp)
+    return True
+
+
+def publish_snapshot(conn: duckdb.DuckDBPyConnection, warehouse: Path) -> Path | None:
+    """Publish the snapshot notebooks read, while `conn` still holds the file for writing.
+
+    Readers never open the live file, so they cannot block a writer; `os.replace` swaps the
+    snapshot atomically and a reader that has the old one open keeps its inode. Never raises:
+    a notebook may lag one write behind, but a run must not fail for it (returns None, logged).
+    """
+    warehouse = Path(warehouse)
+    target = snapshot_path(warehouse)
+    tmp = target.with_name(f"{target.name}.tmp")  # one writer holds the lock: one tmp at a time
+    started = time.monotonic()
+    try:
+        if not _copy_checkpointed(conn, warehouse, tmp):
+            log.warning("warehouse changed while copying it; snapshot %s not updated", target)
+            tmp.unlink(missing_ok=True)
+            return None
+        os.replace(tmp, target)
+        _fsync(target.parent)
+    except (duckdb.Error, OSError) as exc:
+        log.warning("could not publish the warehouse snapshot %s: %s", target, exc)
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        return None
+    log.debug("published %s in %.0f ms", target, 1000 * (time.monotonic() - started))
+    return target
 
 
 def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
@@ -114,5 +174,7 @@ class WarehouseResource(dg.ConfigurableResource):
             if not read_only:
                 apply_migrations(conn)  # one cheap query when up to date
             yield conn
+            if not read_only:
+                publish_snapshot(conn, self.file)  # before close: we still hold the write lock
         finally:
             conn.close()

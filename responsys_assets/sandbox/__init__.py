@@ -8,6 +8,7 @@ Everything it keeps (keys, generated files, what the "API" received) lives in on
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from responsys_assets.sandbox.connection import (
 HOST = "127.0.0.1"
 SFTP_USERNAME = "responsys"
 API_USERNAME = "sandbox_api_user"
-REMOTE_DIR = "/outbound"
+REMOTE_DIR = "/outbound"  # where Connect drops event files
+IMPORT_DIR = "/inbound"  # where sftp_file exports leave files for a Connect import job
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -142,6 +144,9 @@ class Sandbox:
 
         outbound = self.sftp_root / REMOTE_DIR.strip("/")
         outbound.mkdir(parents=True, exist_ok=True)
+        (self.sftp_root / IMPORT_DIR.strip("/")).mkdir(parents=True, exist_ok=True)
+        # The server closes connections the client already dropped; paramiko logs each one.
+        logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
         if not any(outbound.iterdir()):
             self.generated_files = self.drop_sample_files()
 

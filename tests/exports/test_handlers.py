@@ -327,6 +327,7 @@ def sftp(tmp_path: Path) -> Iterator[tuple[SandboxSFTPServer, object]]:
     root = tmp_path / "sftp"
     (root / "connect").mkdir(parents=True)
     (root / "other").mkdir()
+    (root / "import").mkdir()
     keys = ensure_ssh_keys(tmp_path / "ssh", "127.0.0.1", 0)
     server = SandboxSFTPServer(root, keys.host_key_path, keys.client_public_key)
     port = server.start()
@@ -358,6 +359,7 @@ def _sftp_export(**overrides) -> SftpFileExport:
         type="sftp_file",
         name="vip_file",
         audience=AUDIENCE,
+        remote_dir="/import",
         fields={"RIID_": "riid", "EMAIL_ADDRESS_": "email", "NOTE": "customer_id"},
     )
     return SftpFileExport(**(settings | overrides))
@@ -375,7 +377,7 @@ def test_sftp_file_uploaded_with_quoted_csv(sftp, warehouse) -> None:
 
     assert report.ok, report.stopped_by
     assert (report.added, report.suppressed, report.api_calls) == (3, 1, 1)
-    files = sorted((server.root / "connect").iterdir())
+    files = sorted((server.root / "import").iterdir())
     assert len(files) == 1 and files[0].name.startswith("vip_file_")
     assert files[0].name.endswith(".csv") and not files[0].name.startswith(".")
     rows = list(csv.reader(io.StringIO(files[0].read_text(encoding="utf-8"), newline="")))
@@ -390,7 +392,7 @@ def test_sftp_file_uploaded_with_quoted_csv(sftp, warehouse) -> None:
     handler = handler_for(export, sftp_factory=_factory(server, keys))
     report = run(warehouse, None, export, handler)
     assert report.ok and report.removed == 1
-    newest = sorted((server.root / "connect").iterdir())[-1]
+    newest = sorted((server.root / "import").iterdir())[-1]
     assert newest.read_text().splitlines()[1] == '"101","alice@example.com","Smith, ""Al""","EXIT"'
 
 
@@ -404,7 +406,7 @@ def test_sftp_file_encrypted_decrypts_to_the_csv(sftp, warehouse, gpg_home, monk
     report = run(warehouse, None, export, handler)
 
     assert report.ok, report.stopped_by
-    assert list((server.root / "connect").iterdir()) == []
+    assert list((server.root / "connect").iterdir()) == []  # never the ingest folder
     (uploaded,) = (server.root / "other").iterdir()
     assert uploaded.name.startswith("audience-vip_") and uploaded.name.endswith(".csv.gpg")
     plain = tmp_path / "plain.csv"
@@ -422,7 +424,7 @@ def test_sftp_file_missing_key_stops_before_upload(sftp, warehouse, monkeypatch)
     export = _sftp_export(encrypt_to_env="VIP_FILE_PGP_KEY")
     report = run(warehouse, None, export, SftpFileHandler(export, _factory(server, keys)))
     assert not report.ok and "VIP_FILE_PGP_KEY is empty" in report.stopped_by
-    assert list((server.root / "connect").iterdir()) == []
+    assert list((server.root / "import").iterdir()) == []
 
     report = run(warehouse, None, export, SftpFileHandler(export))  # no SFTP connection given
     assert not report.ok and "no SFTP connection" in report.stopped_by
