@@ -32,7 +32,8 @@ class IngestConfig(_Strict):
     ready_suffix: str | None = None  # e.g. ".ready" when the Connect job writes ready files
     settle_seconds: float = Field(default=2.0, ge=0, le=600)
     sensor_interval_seconds: int = Field(default=3600, ge=30)
-    contacts_feed: str | None = "CONTACTS"  # file-name token of a profile-list export file
+    contacts_feed: str = Field(default="CONTACTS", pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    # ^ file-name token of a profile-list (contacts) export file
 
     @field_validator("timezone")
     @classmethod
@@ -101,21 +102,11 @@ class ProfileListExport(_ExportBase):
     on_exit: Literal["delete", "clear_column", "keep"] = "delete"
     membership_column: str | None = None  # needed when on_exit is clear_column
     fields: dict[str, str] = {}  # Responsys list column -> profile column
-    user_fields_pet: str | None = None  # PET for up to 29 extra profile fields
-    user_fields: dict[str, str] = {}
-    segments_pet: str | None = None  # PET with one column per audience membership
-    segments: list[str] = []
 
     @model_validator(mode="after")
     def _shape(self) -> ProfileListExport:
         if self.on_exit == "clear_column" and not self.membership_column:
             raise ValueError("on_exit: clear_column needs membership_column")
-        if len(self.user_fields) > MAX_EXTRA_FIELDS or len(self.segments) > MAX_EXTRA_FIELDS:
-            raise ValueError(f"at most {MAX_EXTRA_FIELDS} user_fields and segments")
-        if self.user_fields and not self.user_fields_pet:
-            raise ValueError("user_fields needs user_fields_pet")
-        if self.segments and not self.segments_pet:
-            raise ValueError("segments needs segments_pet")
         return self
 
 
@@ -198,7 +189,6 @@ class ProjectConfig(_Strict):
     ingest: IngestConfig = IngestConfig()
     audiences: AudiencesConfig = AudiencesConfig()
     exports: list[ExportConfig] = []
-    hybrid_backfill_threshold: int = Field(default=50_000, ge=1)
 
     @model_validator(mode="after")
     def _unique_and_linked(self) -> ProjectConfig:

@@ -43,15 +43,13 @@ def _export_names(export) -> list[tuple[str, str, str]]:
         ("table", "supplemental table"),
         ("campaign", "campaign"),
         ("event", "custom event"),
-        ("user_fields_pet", "PET"),
-        ("segments_pet", "PET"),
     ):
         value = getattr(export, attr, None)
         if value:
             out.append((kind, value, "object"))
     if getattr(export, "folder", None):
         out.append(("folder", export.folder, "folder"))
-    for attr in ("fields", "user_fields", "optional_data", "properties"):
+    for attr in ("fields", "optional_data", "properties"):
         for column in (getattr(export, attr, None) or {}).keys():
             out.append(("field", column, "field"))
     for column in getattr(export, "primary_key", None) or []:
@@ -84,10 +82,7 @@ def validate_project(config: ProjectConfig) -> list[AudienceDefinition]:
                 f"{where}: audience '{export.audience}' is not defined "
                 f"(known: {', '.join(sorted(known))})"
             )
-        for segment in getattr(export, "segments", []) or []:
-            if segment not in known:
-                problems.append(f"{where}: segment audience '{segment}' is not defined")
-        for mapping in ("fields", "user_fields", "optional_data", "properties"):
+        for mapping in ("fields", "optional_data", "properties"):
             for target, source in (getattr(export, mapping, None) or {}).items():
                 if source not in columns and not source.startswith("_"):
                     problems.append(

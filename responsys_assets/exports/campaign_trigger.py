@@ -66,6 +66,7 @@ class CampaignTriggerHandler:
                 [[row[n] for n in names] for row in rows],
                 optional,
                 self.rule,
+                async_mode=self.export.async_api,
             )
             outcome.api_calls += 1
             for change, result in zip(chunk, results, strict=True):

@@ -60,7 +60,11 @@ class ProfileListHandler:
         for chunk in chunks(ready):
             rows = [self.fields_for(c) for c in chunk]
             results = client.merge_list_members(
-                self.export.list, names, [[row[n] for n in names] for row in rows], self.rule
+                self.export.list,
+                names,
+                [[row[n] for n in names] for row in rows],
+                self.rule,
+                async_mode=self.export.async_api,
             )
             outcome.api_calls += 1
             for change, row, result in zip(chunk, rows, results, strict=True):
@@ -83,7 +87,10 @@ class ProfileListHandler:
         for attribute, group, key in (("r", by_riid, "riid"), ("e", by_email, "email")):
             for chunk in chunks(group):
                 results = client.delete_list_members(
-                    self.export.list, attribute, [str(c.profile[key]) for c in chunk]
+                    self.export.list,
+                    attribute,
+                    [str(c.profile[key]) for c in chunk],
+                    async_mode=self.export.async_api,
                 )
                 outcome.api_calls += 1
                 for change, result in zip(chunk, results, strict=True):

@@ -129,7 +129,7 @@ def build_ingest_assets(ingest: IngestConfig) -> list:
         if landed is None:
             raise IngestError(f"{name}: not in the landing zone; materialise landed_files first")
         try:
-            feed = parse_file_name(name).feed
+            feed = parse_file_name(name, contacts_token=ingest.contacts_feed or "CONTACTS").feed
         except UnknownFileName:
             feed = None
         encrypted = is_pgp_file(landed.path)
