@@ -12,8 +12,22 @@ import json
 from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 NOW = "(now() at time zone 'UTC')"
+
+
+def _insert_rows(conn: duckdb.DuckDBPyConnection, sql: str, columns: dict[str, list]) -> None:
+    """Run `sql` (which selects from `_rows`) over many rows in one statement.
+
+    DuckDB's executemany runs one statement per row (about 5 ms each); a batch of 200 records
+    would spend a second on bookkeeping for a 0.1 s API call.
+    """
+    conn.register("_rows", pa.table(columns))
+    try:
+        conn.execute(sql)
+    finally:
+        conn.unregister("_rows")
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,11 @@ def make_batches(export: str, records: list, size: int = 200, kind: str = "") ->
     return batches
 
 
+def _quote(text: str) -> str:
+    """A SQL string literal (export names and batch ids come from our own config and code)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def begin(conn: duckdb.DuckDBPyConnection, batch: Batch) -> int:
     """Record the batch and its records as pending, committed before any call; returns attempt."""
     conn.execute("begin transaction")
@@ -66,12 +85,17 @@ def begin(conn: duckdb.DuckDBPyConnection, batch: Batch) -> int:
                 attempt,
             ],
         )
-        conn.executemany(
-            "insert or replace into exports.sent_records values (?, ?, ?, ?, ?)",
-            [
-                (batch.export, r.contact_key, r.change_id, r.change, batch.batch_id)
-                for r in batch.records
-            ],
+        _insert_rows(
+            conn,
+            "insert or replace into exports.sent_records "
+            "select export, contact_key, change_id, change, batch_id from _rows",
+            {
+                "export": [batch.export] * len(batch.records),
+                "contact_key": [r.contact_key for r in batch.records],
+                "change_id": pa.array([r.change_id for r in batch.records], pa.int64()),
+                "change": [r.change for r in batch.records],
+                "batch_id": [batch.batch_id] * len(batch.records),
+            },
         )
         conn.execute("commit")
     except BaseException:
@@ -109,22 +133,34 @@ def settle(
                 [batch.export, batch.batch_id],
             )
         if sent_fields:
-            conn.executemany(
-                f"insert or replace into exports.last_sent values (?, ?, ?, {NOW})",
-                [(batch.export, key, json.dumps(f, default=str)) for key, f in sent_fields.items()],
+            _insert_rows(
+                conn,
+                "insert or replace into exports.last_sent "
+                f"select {_quote(batch.export)}, contact_key, fields, {NOW} from _rows",
+                {
+                    "contact_key": list(sent_fields),
+                    "fields": [json.dumps(f, default=str) for f in sent_fields.values()],
+                },
             )
         if removed:
-            conn.executemany(
-                "delete from exports.last_sent where export = ? and contact_key = ?",
-                [(batch.export, key) for key in removed],
+            _insert_rows(
+                conn,
+                f"delete from exports.last_sent where export = {_quote(batch.export)} "
+                "and contact_key in (select contact_key from _rows)",
+                {"contact_key": list(removed)},
             )
         if rejected:
-            conn.executemany(
-                f"insert into exports.rejected_records values (?, ?, ?, ?, ?, ?, {NOW})",
-                [
-                    (batch.export, batch.batch_id, key, riid, cls, msg)
-                    for key, riid, cls, msg in rejected
-                ],
+            _insert_rows(
+                conn,
+                f"insert into exports.rejected_records select {_quote(batch.export)}, "
+                f"{_quote(batch.batch_id)}, contact_key, riid, error_class, message, {NOW} "
+                "from _rows",
+                {
+                    "contact_key": [r[0] for r in rejected],
+                    "riid": pa.array([r[1] for r in rejected], pa.int64()),
+                    "error_class": [r[2] for r in rejected],
+                    "message": [r[3] for r in rejected],
+                },
             )
         conn.execute("commit")
     except BaseException:

@@ -21,8 +21,10 @@ import paramiko
 
 from responsys_assets.ingest.landing import LandedFile, LandingZone, safe_local_name
 
-READ_SIZE = 1024 * 1024
+REQUEST_SIZE = 32 * 1024  # one SFTP read request (paramiko's and most servers' maximum)
+WINDOW_SIZE = 8 * 1024 * 1024  # bytes requested ahead; bounds memory whatever the file size
 MAX_PREFETCH_REQUESTS = 64
+CHANNEL_WINDOW = 64 * 1024 * 1024  # SSH flow-control window: keeps the pipe full on fast links
 MAX_BACKOFF_SECONDS = 60.0
 
 T = TypeVar("T")
@@ -201,7 +203,9 @@ class SFTPSource:
                 allow_agent=False,
                 look_for_keys=False,
             )
-            sftp = client.open_sftp()
+            sftp = paramiko.SFTPClient.from_transport(
+                client.get_transport(), window_size=CHANNEL_WINDOW
+            )
             sftp.get_channel().settimeout(self.read_timeout)
         except paramiko.BadHostKeyException as e:
             client.close()
@@ -307,9 +311,16 @@ class SFTPSource:
         def fetch(sftp: paramiko.SFTPClient) -> LandedFile:
             size = sftp.stat(remote_path).st_size or 0
             with sftp.open(remote_path, "rb") as remote, zone.write(name) as local:
-                remote.prefetch(size, max_concurrent_requests=MAX_PREFETCH_REQUESTS)
-                while chunk := remote.read(READ_SIZE):
-                    local.write(chunk)
+                # A window at a time: paramiko's whole-file prefetch buffers everything that
+                # arrives faster than it is written, so memory would grow with the file.
+                for start in range(0, size, WINDOW_SIZE):
+                    end = min(start + WINDOW_SIZE, size)
+                    requests = [
+                        (offset, min(REQUEST_SIZE, end - offset))
+                        for offset in range(start, end, REQUEST_SIZE)
+                    ]
+                    for chunk in remote.readv(requests, MAX_PREFETCH_REQUESTS):
+                        local.write(chunk)
                     if progress is not None:
                         progress(local.bytes_written, size)
                 if local.bytes_written != size:
