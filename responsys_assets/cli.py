@@ -102,7 +102,6 @@ def run_pipeline(*, retry_failed: bool = False, echo=print) -> list[PartOutcome]
         for request in result.dynamic_partitions_requests or []:
             instance.add_dynamic_partitions(responsys_files.name, list(request.partition_keys))
         requests = list(result.run_requests or [])
-        instance.run_storage.set_cursor_values({cursor_key: result.cursor or ""})
     if retry_failed:
         requested = {r.partition_key for r in requests}
         for key in instance.get_dynamic_partitions(responsys_files.name):
@@ -126,6 +125,11 @@ def run_pipeline(*, retry_failed: bool = False, echo=print) -> list[PartOutcome]
                 meta,
             )
         )
+
+    # The cursor is saved only now: a run killed mid-ingest requests the rest again next time
+    # (reloading a file replaces it, so nothing is duplicated).
+    if result is not None:
+        instance.run_storage.set_cursor_values({cursor_key: result.cursor or ""})
 
     # 3. Profiles, scores and audiences.
     audiences = _execute(defs.resolve_job_def(AUDIENCES_JOB), instance)

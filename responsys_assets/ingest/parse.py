@@ -584,9 +584,14 @@ def parse_event_file(
             try:
                 frame = _fast_frame(data, header, len(spare_header), newlines, first_line)
             except pl.exceptions.ComputeError as exc:
-                if "utf-8" not in str(exc).lower():
-                    raise
-                raise _not_utf8(source_file, data[len(spare_header) :], first_line) from None
+                if "utf-8" in str(exc).lower():
+                    raise _not_utf8(source_file, data[len(spare_header) :], first_line) from None
+                raise FileContractError(
+                    f"{source_file}: the CSV between lines {first_line} and "
+                    f"{first_line + newlines - 1} cannot be read ({str(exc).splitlines()[0]}); "
+                    "an unbalanced double quote is the usual cause. Nothing from this file "
+                    "was loaded: fix or re-export it, then re-materialise the partition."
+                ) from None
             ragged = pl.DataFrame(schema=REJECTED_SCHEMA)
             if frame is None:
                 body = data[len(spare_header) :]
