@@ -5,7 +5,6 @@ fields stay empty and `sandbox_dir` points at the running embedded sandbox, whos
 file says where its SFTP server and API emulator listen.
 """
 
-
 from pathlib import Path
 
 import dagster as dg

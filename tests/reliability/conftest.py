@@ -107,16 +107,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     outcomes: list[Scenario] = session.config.stash.get(_outcomes, [])
     if not outcomes:
         return
-    ran_modules = {Path(str(i.path)).name for i in session.items if Path(str(i.path)).parent == HERE}
+    ran_modules = {
+        Path(str(i.path)).name for i in session.items if Path(str(i.path)).parent == HERE
+    }
     all_modules = {p.name for p in HERE.glob("test_*.py")}
     complete = ran_modules == all_modules and not session.config.stash.get(_partial, False)
     data = {
         "complete": complete,
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "python": sys.version.split()[0],
-        "scenarios": [
-            {k: v for k, v in asdict(s).items() if k != "started"} for s in outcomes
-        ],
+        "scenarios": [{k: v for k, v in asdict(s).items() if k != "started"} for s in outcomes],
     }
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     ARTIFACT.write_text(json.dumps(data, indent=2))

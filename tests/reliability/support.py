@@ -38,6 +38,7 @@ SOURCE_TABLES = (
 
 def csv_data_rows(plain: Path) -> int:
     """Data records of a plaintext Connect file, counted with Python's csv module."""
+    csv.field_size_limit(sys.maxsize)
     with open(plain, newline="", encoding="utf-8") as handle:
         rows = sum(1 for _ in csv.reader(handle))
     return max(rows - 1, 0)
@@ -223,4 +224,6 @@ def kill(process: subprocess.Popen) -> bool:
 def log_lines(log: Path, prefix: str) -> int:
     if not log.exists():
         return 0
-    return sum(1 for line in log.read_text(errors="replace").splitlines() if line.startswith(prefix))
+    return sum(
+        1 for line in log.read_text(errors="replace").splitlines() if line.startswith(prefix)
+    )
