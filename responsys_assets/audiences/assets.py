@@ -38,7 +38,11 @@ def build_audience_assets(config: ProjectConfig, audiences: list[AudienceDefinit
         kinds={"duckdb"},
         pool=WRITER_POOL,
         freshness_policy=cadence,
-        automation_condition=dg.AutomationCondition.eager(),
+        # eager() also waits until no dependency is missing, which for a per-file partitioned
+        # upstream means every file ever listed: one bad file would hold audiences back forever.
+        automation_condition=dg.AutomationCondition.eager().without(
+            ~dg.AutomationCondition.any_deps_missing()
+        ),
         description="One row per contact with counts, recency, permission and 0-100 scores.",
     )
     def profiles(context: dg.AssetExecutionContext, warehouse: WarehouseResource):

@@ -52,6 +52,7 @@ def build_ingest_assets(ingest: IngestConfig) -> list:
         partitions_def=responsys_files,
         group_name="ingest",
         kinds={"sftp"},
+        freshness_policy=FILE_CADENCE,
         description="Connect files copied from SFTP into the immutable landing zone (sha256).",
     )
     def landed_files(
