@@ -6,7 +6,7 @@ create schema if not exists audiences;
 create schema if not exists exports;
 
 -- One row per remote file we have seen: the exactly-once manifest.
--- status: loaded | failed | skipped (unknown feed) | changed (same name, new checksum: reported, not merged)
+-- status: loaded | failed | skipped (unknown feed)
 create table if not exists responsys.ingested_files (
     file_name       varchar primary key,   -- remote name, also the Dagster partition key
     feed            varchar,               -- CLICK, SMS_CLICK, LAUNCH_STATE ... (null when unknown)
