@@ -15,7 +15,6 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from responsys_assets.resources.warehouse import snapshot_path
 from responsys_assets.settings import load_settings
 
 OPEN_ATTEMPTS = 20
@@ -28,6 +27,16 @@ class SnapshotMissingError(FileNotFoundError):
 
 class SnapshotBusyError(RuntimeError):
     """The snapshot kept being replaced while we opened it (a writer publishing nonstop)."""
+
+
+def snapshot_path(warehouse: str | Path) -> Path:
+    """Where the pipeline publishes the copy of `warehouse` that notebooks read.
+
+    `warehouse.duckdb` -> `warehouse.snapshot.duckdb`, beside it. Defined here, with its readers,
+    so that importing this module stays light (no Dagster).
+    """
+    warehouse = Path(warehouse)
+    return warehouse.with_name(f"{warehouse.stem}.snapshot{warehouse.suffix}")
 
 
 def snapshot_file(path: str | Path | None = None) -> Path:

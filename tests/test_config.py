@@ -90,7 +90,7 @@ def test_hash_match_cannot_insert():
 def test_audience_rule_that_runs_a_statement_is_refused():
     text = (
         "audiences:\n  definitions:\n    - name: evil\n"
-        "      rule: \"1=1; drop table audiences.profiles\"\n"
+        '      rule: "1=1; drop table audiences.profiles"\n'
     )
     with pytest.raises(ConfigError, match="evil"):
         validate_project(parse_config(text))

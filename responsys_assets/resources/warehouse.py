@@ -18,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from responsys_assets.notebook import snapshot_path
 from responsys_assets.settings import PROJECT_ROOT
 
 MIGRATIONS_DIR = PROJECT_ROOT / "warehouse" / "migrations"
@@ -63,12 +64,6 @@ def open_connection(
     if not read_only and path.exists():
         os.chmod(path, 0o600)
     return conn
-
-
-def snapshot_path(warehouse: Path) -> Path:
-    """The read-only copy notebooks open: `warehouse.duckdb` -> `warehouse.snapshot.duckdb`."""
-    warehouse = Path(warehouse)
-    return warehouse.with_name(f"{warehouse.stem}.snapshot{warehouse.suffix}")
 
 
 def _fsync(path: Path) -> None:

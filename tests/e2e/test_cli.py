@@ -88,7 +88,9 @@ def test_first_run_flows_end_to_end(first_run):
             "select count(*) from responsys.ingested_files where status = 'loaded'"
         ).fetchone()[0]
         events = db.execute("select count(*) from responsys.events").fetchone()[0]
-        types = {r[0] for r in db.execute("select distinct event_type from responsys.events").fetchall()}
+        types = {
+            r[0] for r in db.execute("select distinct event_type from responsys.events").fetchall()
+        }
         members = db.execute("select count(*) from audiences.memberships").fetchone()[0]
         sent = db.execute(
             "select count(*) from exports.ledger where outcome = 'succeeded' "
@@ -167,7 +169,7 @@ def test_partial_configuration_stops_with_the_missing_names(tmp_path):
 
 def test_unknown_host_key_is_refused(tmp_path):
     from responsys_assets.config import load_config
-    from responsys_assets.sandbox import Sandbox, SampleData
+    from responsys_assets.sandbox import SampleData, Sandbox
 
     config = load_config(PROJECT_ROOT / "responsys_assets/example_config.yaml")
     sandbox = Sandbox(tmp_path / "sandbox", config, SampleData(contacts=50, days=1))
