@@ -12,8 +12,8 @@ from responsys_assets.exports.records import (
     as_text,
     chunks,
     list_columns,
+    matchable,
     merge_rule,
-    missing_identifier,
     record_values,
 )
 from responsys_assets.exports.runner import SendOutcome
@@ -39,15 +39,7 @@ class CampaignTriggerHandler:
 
     def send(self, client, batch: Batch) -> SendOutcome:
         outcome = SendOutcome()
-        ready = []
-        for change in batch.records:
-            problem = missing_identifier(change.profile, self.export.merge_rule)
-            if problem:
-                outcome.rejected.append(
-                    (change.contact_key, change.profile.get("riid"), "rejected_record", problem)
-                )
-            else:
-                ready.append(change)
+        ready = matchable(batch.records, self.export.merge_rule, outcome)
         names = [target for target, _ in self.columns]
         for chunk in chunks(ready):
             rows = [record_values(c.profile, self.columns) for c in chunk]

@@ -12,8 +12,8 @@ from responsys_assets.exports.ledger import Batch
 from responsys_assets.exports.records import (
     chunks,
     list_columns,
+    matchable,
     merge_rule,
-    missing_identifier,
     record_values,
 )
 from responsys_assets.exports.runner import SendOutcome
@@ -47,15 +47,7 @@ class ProfileListHandler:
             c for c in batch.records if c.change == "ENTER" or self.export.on_exit == "clear_column"
         ]
         exits = [c for c in batch.records if c.change == "EXIT" and self.export.on_exit == "delete"]
-        ready = []
-        for change in merges:
-            problem = missing_identifier(change.profile, self.export.merge_rule)
-            if problem:
-                outcome.rejected.append(
-                    (change.contact_key, change.profile.get("riid"), "rejected_record", problem)
-                )
-            else:
-                ready.append(change)
+        ready = matchable(merges, self.export.merge_rule, outcome)
         names = [target for target, _ in self.columns]
         for chunk in chunks(ready):
             rows = [self.fields_for(c) for c in chunk]

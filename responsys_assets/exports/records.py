@@ -75,3 +75,17 @@ def merge_rule(rule: MergeRuleConfig) -> MergeRule:
 def chunks(items: list, size: int = 200) -> list[list]:
     """Split into API-sized calls (the runner's batches are already at most this size)."""
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def matchable(changes: list, rule: MergeRuleConfig, outcome) -> list:
+    """The changes the merge rule can match; the others go to `outcome.rejected` with why."""
+    ready = []
+    for change in changes:
+        problem = missing_identifier(change.profile, rule)
+        if problem:
+            outcome.rejected.append(
+                (change.contact_key, change.profile.get("riid"), "rejected_record", problem)
+            )
+        else:
+            ready.append(change)
+    return ready

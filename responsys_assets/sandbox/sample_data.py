@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from responsys_assets.ingest.feeds import CONTACTS, LAUNCH_STATE, LAYOUTS
+from responsys_assets.ingest.feeds import COMMON_COLUMNS, CONTACTS, LAUNCH_STATE, LAYOUTS
 
 DEFAULT_FEEDS: tuple[str, ...] = (
     "SENT",
@@ -84,15 +84,7 @@ def _header(feed: str) -> list[str]:
 
 
 _COMMON_ORDER = [
-    "EVENT_TYPE_ID",
-    "ACCOUNT_ID",
-    "LIST_ID",
-    "RIID",
-    "CUSTOMER_ID",
-    "EVENT_CAPTURED_DT",
-    "EVENT_STORED_DT",
-    "CAMPAIGN_ID",
-    "LAUNCH_ID",
+    *COMMON_COLUMNS,
     "PROGRAM_ID",
     "RIID_",
     "CUSTOMER_ID_",
