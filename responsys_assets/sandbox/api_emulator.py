@@ -267,6 +267,8 @@ class EmulatorSettings:
     rate_limits: dict[str, int] = field(default_factory=default_rate_limits)
     max_body_bytes: int = 10 * 1024 * 1024
     async_processing_seconds: float = 0.5
+    # Responsys counts calls per minute; tests shorten the window to check pacing in seconds.
+    rate_window_seconds: float = 60.0
 
 
 FAULT_KINDS = frozenset(
@@ -361,10 +363,11 @@ class FaultInjector:
 
 
 class _RateLimiter:
-    """Per-API sliding one-minute windows."""
+    """Per-API sliding windows (one minute, as Responsys counts)."""
 
-    def __init__(self, limits: dict[str, int]) -> None:
+    def __init__(self, limits: dict[str, int], window_seconds: float = 60.0) -> None:
         self._limits = limits
+        self._window = window_seconds
         self._calls: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
@@ -373,7 +376,7 @@ class _RateLimiter:
         limit = self._limits.get(api, DEFAULT_RATE_LIMIT)
         with self._lock:
             calls = self._calls.setdefault(api, deque())
-            while calls and calls[0] <= now - 60.0:
+            while calls and calls[0] <= now - self._window:
                 calls.popleft()
             if len(calls) >= limit:
                 return False
@@ -705,7 +708,7 @@ class _Emulator:
         self.settings = settings
         self.faults = faults
         self.tokens = _Tokens(settings.token_lifetime_seconds)
-        self.limiter = _RateLimiter(settings.rate_limits)
+        self.limiter = _RateLimiter(settings.rate_limits, settings.rate_window_seconds)
         self.routes = self._routes()
 
     def _routes(self) -> list[_Route]:
