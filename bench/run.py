@@ -170,7 +170,10 @@ def main() -> int:
         "--export-members", type=int, default=100_000, help="audience members to backfill"
     )
     parser.add_argument(
-        "--export-limit", type=int, default=600, help="mergeListMembers calls per minute"
+        "--export-limit",
+        type=int,
+        default=120,
+        help="mergeListMembers calls per minute (low enough that the backfill spans minutes)",
     )
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (debugging)")
     args = parser.parse_args()
