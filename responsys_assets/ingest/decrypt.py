@@ -529,8 +529,8 @@ class Decryptor:
                 key, _ = PGPKey.from_blob(armored_private_key)
             except (PGPError, ValueError, TypeError, KeyError, IndexError, NotImplementedError):
                 raise DecryptError(
-                    "the PGP private key could not be read: expected an ASCII-armored "
-                    "'-----BEGIN PGP PRIVATE KEY BLOCK-----' (export it with "
+                    "the PGP private key could not be read: expected an ASCII-armored private "
+                    "key block, header and footer lines included (export it with "
                     "`gpg --export-secret-keys --armor`)"
                 ) from None
         if key.is_public:

@@ -65,8 +65,8 @@ def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
         text = text.replace("\\n", "\n")
     if "PRIVATE KEY-----" not in text:
         raise InvalidPrivateKey(
-            "The SFTP private key is not a PEM/OpenSSH private key (expected a block starting "
-            "with '-----BEGIN OPENSSH PRIVATE KEY-----' or '-----BEGIN RSA PRIVATE KEY-----')."
+            "The SFTP private key is not a PEM/OpenSSH private key: expected the whole key "
+            "file's text, header and footer lines included (`ssh-keygen -t ed25519` writes one)."
         )
     text += "\n"
     for key_class in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
