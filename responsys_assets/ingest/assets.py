@@ -148,7 +148,7 @@ def build_ingest_assets(ingest: IngestConfig) -> list:
             )
             return
         try:
-            result, lines = _load_landed(context, warehouse, pgp, landed, record, ingest)
+            result, checks = _load_landed(context, warehouse, pgp, landed, record, ingest)
         except Exception as exc:
             with warehouse.connect() as conn:
                 record_file(conn, record, "failed", error=str(exc)[:2000])
@@ -169,7 +169,7 @@ def build_ingest_assets(ingest: IngestConfig) -> list:
                 "seconds": round(result.seconds, 3),
                 "mode": pgp_mode(pgp),
             },
-            check_results=_checks(warehouse, result, lines),
+            check_results=checks,
         )
 
     return [landed_files, events]
@@ -212,6 +212,8 @@ def _load_landed(context, warehouse, pgp, landed: LandedFile, record: FileRecord
         def progress(rows: int) -> None:
             context.log.info(f"{record.file_name}: {rows:,} rows parsed")
 
+        # One write connection for the load and its checks: each write connection publishes
+        # a copy of the warehouse for notebooks, which should happen once per file.
         with warehouse.connect() as conn:
             result = load_file(
                 conn,
@@ -221,33 +223,33 @@ def _load_landed(context, warehouse, pgp, landed: LandedFile, record: FileRecord
                 timezone=ingest.timezone,
                 progress=progress,
             )
-        return result, lines
+            return result, _checks(conn, result, lines)
     finally:
         if tmp_plain is not None:
             tmp_plain.unlink(missing_ok=True)
 
 
-def _checks(warehouse: WarehouseResource, result: LoadResult, lines: int):
-    with warehouse.connect() as conn:
-        counted, last_line = conn.execute(
-            f"""
-            select count(*), max(source_line) from (
-                select source_line from {result.table} where source_file = $f
-                union all
-                select source_line from responsys.rejected_rows where source_file = $f
-            )
-            """,
-            {"f": result.source_file},
-        ).fetchone()
-        dupes = conn.execute(
-            f"""
-            select count(*) from (
-                select source_line from {result.table} where source_file = ?
-                group by source_line having count(*) > 1
-            )
-            """,
-            [result.source_file],
-        ).fetchone()[0]
+def _checks(conn, result: LoadResult, lines: int) -> list[dg.AssetCheckResult]:
+    """Row reconciliation and duplicate-line checks of one loaded file."""
+    counted, last_line = conn.execute(
+        f"""
+        select count(*), max(source_line) from (
+            select source_line from {result.table} where source_file = $f
+            union all
+            select source_line from responsys.rejected_rows where source_file = $f
+        )
+        """,
+        {"f": result.source_file},
+    ).fetchone()
+    dupes = conn.execute(
+        f"""
+        select count(*) from (
+            select source_line from {result.table} where source_file = ?
+            group by source_line having count(*) > 1
+        )
+        """,
+        [result.source_file],
+    ).fetchone()[0]
     reconciled = counted == result.data_rows and (last_line or 1) <= lines
     return [
         dg.AssetCheckResult(
