@@ -5,7 +5,6 @@ sandbox SFTP server."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,15 +31,11 @@ from responsys_assets.resources.sftp import SFTPSource
 from responsys_assets.sandbox.api_emulator import EmulatorServer, EmulatorSettings
 from responsys_assets.sandbox.keys import ensure_ssh_keys
 from responsys_assets.sandbox.sftp_server import SandboxSFTPServer
-from tests.exports.warehouse_rows import add_change, add_contact, open_warehouse
+from tests.exports.warehouse_rows import add_change, add_contact, open_warehouse, sha256
 
 USER, PASSWORD = "api_user", "s3cret-Pass!"
 LIST, FOLDER, EVENT, AUDIENCE = "CONTACTS_LIST", "Exports", "AUDIENCE_CHANGED", "vip"
 ALICE, BOB, CAROL, DAVE = "riid:101", "riid:102", "riid:103", "email:dave"
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- fixtures

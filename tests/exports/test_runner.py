@@ -5,7 +5,6 @@ Real DuckDB warehouse, the real REST client, the Responsys emulator with injecte
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from responsys_assets.exports.handlers import handler_for
 from responsys_assets.exports.runner import run_export
 from responsys_assets.resources.responsys_api import ResponsysClient
 from responsys_assets.sandbox.api_emulator import EmulatorServer, EmulatorSettings
-from tests.exports.warehouse_rows import add_change, add_contact, open_warehouse
+from tests.exports.warehouse_rows import add_change, add_contact, open_warehouse, sha256
 
 USER, PASSWORD = "api_user", "runner-Pass-1"
 LIST, FOLDER, CAMPAIGN, AUDIENCE = "CONTACTS_LIST", "Exports", "Welcome", "vip"
@@ -46,10 +45,6 @@ LIST_EXPORT = ProfileListExport(
     folder=FOLDER,
     merge_rule=MergeRuleConfig(match_column_1="RIID", insert_on_no_match=False),
 )
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ scores and membership changes directly, filling NOT NULL columns they do not car
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import duckdb
@@ -14,6 +15,11 @@ from responsys_assets.resources.warehouse import apply_migrations
 
 AS_OF = "2025-01-15 12:00:00"
 _DEFAULTS = {"BIGINT": 0, "INTEGER": 0, "BOOLEAN": False, "TIMESTAMP": AS_OF, "VARCHAR": ""}
+
+
+def sha256(text: str) -> str:
+    """The hex SHA-256 Responsys matches as EMAIL_SHA256_HASH_."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
