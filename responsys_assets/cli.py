@@ -60,11 +60,18 @@ def _materialization_metadata(result, asset_key) -> dict:
 CONSOLE_LEVEL = {"value": "WARNING"}
 
 
-def _execute(job, instance, **kwargs):
-    """Run a job in this process; the run and its events are recorded in the instance."""
+def _execute(job, instance, tags=None, **kwargs):
+    """Run a job in this process; the run and its events are recorded in the instance, tagged
+    with this process so a later run can tell if it was killed midway."""
+    from responsys_assets.run_owner import owner_tags
+
     run_config = {"loggers": {"console": {"config": {"log_level": CONSOLE_LEVEL["value"]}}}}
     return job.execute_in_process(
-        instance=instance, raise_on_error=False, run_config=run_config, **kwargs
+        instance=instance,
+        raise_on_error=False,
+        run_config=run_config,
+        tags={**(tags or {}), **owner_tags()},
+        **kwargs,
     )
 
 
@@ -77,12 +84,17 @@ def run_pipeline(*, retry_failed: bool = False, echo=print) -> list[PartOutcome]
     from responsys_assets.ingest.assets import EVENTS
     from responsys_assets.ingest.partitions import responsys_files
     from responsys_assets.ingest.sensors import INGEST_JOB
+    from responsys_assets.run_owner import recover_orphaned_runs
 
     settings = load_settings()
     defs = build_definitions(settings)
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
     outcomes: list[PartOutcome] = []
+
+    # 0. Runs a killed earlier run left behind would hold the DuckDB pool slot for ever.
+    for run_id in recover_orphaned_runs(instance):
+        echo(f"run {run_id} was left unfinished by a process that is gone: marked failed")
 
     # 1. The sensor, exactly as the daemon evaluates it, with a cursor kept in the instance.
     cursor_key = "responsys_assets/cli/sftp_file_sensor"

@@ -54,6 +54,7 @@ class Pipeline:
     returncode: int | None = None
     result: dict = field(default_factory=dict)
     source_files: list[str] = field(default_factory=list)  # Connect files, before any run
+    unfinished: dict[str, object] = field(default_factory=dict)
 
     @property
     def warehouse(self) -> Path:
@@ -147,6 +148,21 @@ def make_pipeline(folder: Path) -> Pipeline:
     return Pipeline(folder, sandbox, env, source_files=sorted(p.name for p in outbound.iterdir()))
 
 
+def unfinished_runs(p: Pipeline) -> dict[str, object]:
+    """What a killed run may leave in the Dagster instance: runs still in progress, and the
+    DuckDB pool slot that would make every later run wait for ever."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(p.folder / "dagster_home")) as instance:
+        in_progress = instance.get_run_records(
+            dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING])
+        )
+        return {
+            "in_progress": sorted(r.dagster_run.job_name for r in in_progress),
+            "holding_slots": sorted(instance.event_log_storage.get_concurrency_run_ids()),
+        }
+
+
 def files_on_server(p: Pipeline) -> int:
     conn = p.sandbox.connection
     return len(list((Path(conn.sftp_root) / conn.sftp_remote_dir.strip("/")).iterdir()))
@@ -163,12 +179,14 @@ def test_cli_sigkill_during_ingest_then_rerun(tmp_path, scenario):
         finally:
             assert kill(child), "the run ended before the kill"
         scenario.note = f"killed after {p.landed()} of {total} files landed"
-        p.run()
+        p.run(timeout=150)
         figures = p.figures()
+        unfinished = unfinished_runs(p)
     finally:
         p.sandbox.stop()
     scenario.figures(**figures)
     assert figures == {"lost": 0, "duplicated": 0, "twice": 0, "opted_out": 0}, p.log()
+    assert unfinished == {"in_progress": [], "holding_slots": []}, p.log()
 
 
 @pytest.fixture(scope="module")
@@ -184,12 +202,14 @@ def killed_during_exports(tmp_path_factory) -> Pipeline:
                 calls = p.sandbox.store.api_calls()
                 return any(c["api"] not in ("login", "rateLimit") for c in calls)
 
-            wait_for(exporting, 400, "the first export call", 0.05)
+            wait_for(exporting, 150, "the first export call", 0.05)
             time.sleep(rng.uniform(0, 1.0))
         finally:
             p.killed = kill(child)
-        p.returncode = p.run("-v")
+        # Well under the test timeout, so a run that hangs fails with its own log.
+        p.returncode = p.run("-v", timeout=150)
         p.result = p.figures()
+        p.unfinished = unfinished_runs(p)
         yield p
     finally:
         p.sandbox.stop()
@@ -202,6 +222,7 @@ def test_cli_sigkill_during_exports_then_rerun(killed_during_exports, scenario):
     assert p.killed, "the run ended before the kill"
     assert p.returncode == 0, p.log()
     assert p.result == {"lost": 0, "duplicated": 0, "twice": 0, "opted_out": 0}
+    assert p.unfinished == {"in_progress": [], "holding_slots": []}
 
 
 def _secrets(p: Pipeline) -> dict[str, str]:
