@@ -65,7 +65,7 @@ def load_file(
     *,
     delimiter: str | None = None,
     timezone: str = "UTC",
-    batch_rows: int = 500_000,
+    batch_rows: int = 200_000,
     progress: Callable[[int], None] | None = None,
 ) -> LoadResult:
     """Parse, validate and load; raises (and loads nothing) on a file-level contract error."""
@@ -172,12 +172,11 @@ def _as_arrow(frame: pl.DataFrame) -> pa.Table:
 
 
 def _insert(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
-    arrow = _as_arrow(frame)
-    conn.register("_incoming", arrow)
-    try:
-        conn.execute(f"insert into {table} by name select * from _incoming")
-    finally:
-        conn.unregister("_incoming")
+    """Insert through DuckDB's replacement scan of a local variable, not `register`: a view
+    registered and dropped inside the file's transaction stays alive until commit (for
+    rollback), and with it every batch's Arrow data, so memory grew with the file's size."""
+    incoming = _as_arrow(frame)  # noqa: F841 - read by name by the replacement scan below
+    conn.execute(f"insert into {table} by name select * from incoming")
 
 
 def record_file(
