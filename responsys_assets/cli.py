@@ -293,14 +293,24 @@ def cmd_plan(args) -> int:
                 f"{report.removed} to remove, {report.triggered} to trigger, "
                 f"{report.suppressed} suppressed"
             )
+            if report.rejected:
+                print(f"  {report.rejected} rejected: invalid destination_override value")
             for row in report.planned[: args.rows]:
+                if row["action"] == "reject":
+                    print(f"  reject   {row['contact_key']}: {row['reason']}")
+                    continue
+                where = ""
+                if export.destination_override:  # the resolved destination, record by record
+                    names = ", ".join(f"{k}={v}" for k, v in row["destination"].items())
+                    where = f" -> {names}"
                 before = row["before"] or {}
                 diff = {
                     k: f"{before.get(k, '')!s} -> {v!s}"
                     for k, v in row["after"].items()
                     if str(before.get(k, "")) != str(v)
                 }
-                print(f"  {row['action']:8} {row['contact_key']}: {diff or '(no field change)'}")
+                change = diff or "(no field change)"
+                print(f"  {row['action']:8} {row['contact_key']}{where}: {change}")
     finally:
         conn.close()
     return 0

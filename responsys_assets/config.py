@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -85,6 +85,15 @@ class MergeRuleConfig(_Strict):
         return self
 
 
+MAX_RECONCILE_SAMPLE = 100  # one minute of a test account's 100/min Retrieve budget
+
+
+class ReconcileConfig(_Strict):
+    """Read back a sample of what an export wrote and compare it (check `matches_responsys`)."""
+
+    sample: int = Field(default=20, ge=0, le=MAX_RECONCILE_SAMPLE)  # records per run; 0 = off
+
+
 class _ExportBase(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     audience: str
@@ -92,9 +101,76 @@ class _ExportBase(_Strict):
     backfill: bool = True  # on the first run, send the audience's current members
     async_api: bool = False
     cron: str | None = None  # overrides the type's default cadence
+    # destination key (e.g. list) -> profile column whose non-empty value replaces it per record
+    destination_override: dict[str, str] = {}
+    DESTINATION_KEYS: ClassVar[tuple[str, ...]] = ()  # the keys destination_override accepts
+
+    @model_validator(mode="after")
+    def _overridable(self) -> _ExportBase:
+        unknown = sorted(set(self.destination_override) - set(self.DESTINATION_KEYS))
+        if unknown:
+            allowed = ", ".join(self.DESTINATION_KEYS) or "none: it has no destination name"
+            raise ValueError(
+                f"destination_override: {', '.join(unknown)} cannot be overridden in a "
+                f"{self.type} export (allowed: {allowed})"
+            )
+        return self
+
+
+class FileImportConfig(_Strict):
+    """Hybrid transport: a run above `threshold` records goes as one file (file_import.py)."""
+
+    remote_dir: str = Field(min_length=1)  # the folder the Connect import job reads
+    threshold: int = Field(ge=1)  # records to send above which the run goes as a file
+    file_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    encrypt_to_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _one_to_max(kind: str, items) -> None:
+    if not items:
+        raise ValueError(f"needs at least one {kind}")
+    if len(items) > MAX_EXTRA_FIELDS:
+        raise ValueError(f"at most {MAX_EXTRA_FIELDS} {kind}s (got {len(items)})")
+
+
+class UserFieldsPetConfig(_Strict):
+    """Extra profile fields of a profile list export, merged into a PET (list_pets.py)."""
+
+    name: str = "RA_USER_FIELDS"
+    folder: str | None = None  # where a missing PET is created; default: the export's folder
+    fields: dict[str, str]  # PET column -> profile column
+    field_type: Literal["STR500", "STR4000"] = "STR500"
+
+    @field_validator("fields")
+    @classmethod
+    def _few(cls, value: dict[str, str]) -> dict[str, str]:
+        _one_to_max("field", value)
+        return value
+
+
+class SegmentsPetConfig(_Strict):
+    """Audience memberships as PET columns, one per audience, named after it (list_pets.py)."""
+
+    name: str = "RA_SEGMENTS"
+    folder: str | None = None
+    audiences: list[str]
+    member_value: str = "true"
+    non_member_value: str = "false"
+    field_type: Literal["STR500", "STR4000"] = "STR500"
+
+    @model_validator(mode="after")
+    def _shape(self) -> SegmentsPetConfig:
+        _one_to_max("audience", self.audiences)
+        dupes = sorted({a for a in self.audiences if self.audiences.count(a) > 1})
+        if dupes:
+            raise ValueError(f"audiences listed twice: {', '.join(dupes)}")
+        if self.member_value == self.non_member_value:
+            raise ValueError("member_value and non_member_value must differ")
+        return self
 
 
 class ProfileListExport(_ExportBase):
+    DESTINATION_KEYS = ("list",)
     type: Literal["profile_list"]
     list: str
     folder: str
@@ -102,15 +178,31 @@ class ProfileListExport(_ExportBase):
     on_exit: Literal["delete", "clear_column", "keep"] = "delete"
     membership_column: str | None = None  # needed when on_exit is clear_column
     fields: dict[str, str] = {}  # Responsys list column -> profile column
+    reconcile: ReconcileConfig = ReconcileConfig()
+    file_import: FileImportConfig | None = None  # large runs as one file (file_import.py)
+    user_fields_pet: UserFieldsPetConfig | None = None  # side PETs of the list (list_pets.py)
+    segments_pet: SegmentsPetConfig | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> ProfileListExport:
         if self.on_exit == "clear_column" and not self.membership_column:
             raise ValueError("on_exit: clear_column needs membership_column")
+        extras = [
+            key for key in ("file_import", "user_fields_pet", "segments_pet") if getattr(self, key)
+        ]
+        if extras and self.destination_override:
+            raise ValueError(
+                f"{', '.join(extras)} write to the export's own list and cannot be combined "
+                "with destination_override; use a second export for the other list"
+            )
+        pets = [p.name.lower() for p in (self.user_fields_pet, self.segments_pet) if p]
+        if len(set(pets)) < len(pets):
+            raise ValueError("user_fields_pet and segments_pet need different PET names")
         return self
 
 
 class CampaignTriggerExport(_ExportBase):
+    DESTINATION_KEYS = ("campaign",)
     type: Literal["campaign_trigger"]
     campaign: str
     list: str
@@ -128,6 +220,7 @@ class CampaignTriggerExport(_ExportBase):
 
 
 class CustomEventExport(_ExportBase):
+    DESTINATION_KEYS = ("event", "list", "folder")
     type: Literal["custom_event"]
     event: str
     list: str
@@ -135,9 +228,11 @@ class CustomEventExport(_ExportBase):
     identify_by: Literal["riid", "email_sha256", "customer_id"] = "riid"
     properties: dict[str, str] = {}  # event property -> profile column
     send_exits: bool = True
+    send_updates: bool = False  # callType UPDATE when a member's properties change (opt-in)
 
 
 class PetExport(_ExportBase):
+    DESTINATION_KEYS = ("pet", "list", "folder")
     type: Literal["pet"]
     list: str
     folder: str
@@ -145,15 +240,18 @@ class PetExport(_ExportBase):
     mode: Literal["fields", "membership"] = "fields"
     fields: dict[str, str] = {}  # PET column -> profile column
     field_type: Literal["STR500", "STR4000"] = "STR500"
+    reconcile: ReconcileConfig = ReconcileConfig()
 
 
 class SupplementalTableExport(_ExportBase):
+    DESTINATION_KEYS = ("table", "folder")
     type: Literal["supplemental_table"]
     folder: str
     table: str
     primary_key: list[str] = ["RIID", "CAMPAIGN_ID"]
     source_column: str = "CAMPAIGN_ID"  # identifies which export/audience wrote each row
     fields: dict[str, str] = {}
+    reconcile: ReconcileConfig = ReconcileConfig()
 
 
 class SftpFileExport(_ExportBase):

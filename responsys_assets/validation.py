@@ -18,6 +18,7 @@ from responsys_assets.audiences.rules import (
 )
 from responsys_assets.config import ConfigError, ProjectConfig
 from responsys_assets.exports.naming import (
+    SYSTEM_COLUMNS,
     InvalidResponsysName,
     validate_field_name,
     validate_folder_name,
@@ -63,6 +64,52 @@ def _export_names(export) -> list[tuple[str, str, str]]:
     return out
 
 
+def _side_pet_problems(export, known: set[str], columns: set[str]) -> list[str]:
+    """A profile list's user_fields_pet and segments_pet: names, profile columns, audiences."""
+    problems: list[str] = []
+    checks: list[tuple[str, str, str]] = []  # (where, PET column, what the column holds)
+    for key in ("user_fields_pet", "segments_pet"):
+        pet = getattr(export, key, None)
+        if pet is None:
+            continue
+        where = f"export '{export.name}' {key}"
+        try:
+            validate_object_name(pet.name, kind="PET", where=where)
+            if pet.folder:
+                validate_folder_name(pet.folder, where=where)
+        except InvalidResponsysName as exc:
+            problems.append(str(exc))
+        if key == "user_fields_pet":
+            for column, source in pet.fields.items():
+                checks.append((where, column, ""))
+                if source not in columns:
+                    problems.append(
+                        f"{where}: fields.{column} reads profile column '{source}', which does "
+                        "not exist (see docs/scores.md for the profile and score columns)"
+                    )
+        else:
+            for audience in pet.audiences:
+                hint = f" (the column of audience '{audience}' is its name upper-cased)"
+                checks.append((where, audience.upper(), hint))
+                if audience not in known:
+                    problems.append(
+                        f"{where}: audiences lists '{audience}', which is not defined "
+                        f"(known: {', '.join(sorted(known))})"
+                    )
+    for where, column, hint in checks:
+        if column.upper() in SYSTEM_COLUMNS:
+            problems.append(
+                f"{where}: {column} is a Responsys system column; PET rows are keyed by RIID_ "
+                "or EMAIL_ADDRESS_ by themselves, so use another name"
+            )
+            continue
+        try:
+            validate_field_name(column, where=where)
+        except InvalidResponsysName as exc:
+            problems.append(f"{exc}{hint}")
+    return problems
+
+
 def validate_project(config: ProjectConfig) -> list[AudienceDefinition]:
     """Raise ConfigError listing every problem; return the audience definitions in force."""
     problems: list[str] = []
@@ -89,6 +136,14 @@ def validate_project(config: ProjectConfig) -> list[AudienceDefinition]:
                         f"{where}: {mapping}.{target} reads profile column '{source}', which "
                         "does not exist (see docs/scores.md for the profile and score columns)"
                     )
+        for key, source in export.destination_override.items():
+            if source not in columns:
+                problems.append(
+                    f"{where}: destination_override.{key} reads profile column '{source}', "
+                    "which does not exist (see docs/scores.md for the profile and score columns)"
+                )
+        if export.type == "profile_list":
+            problems.extend(_side_pet_problems(export, known, columns))
         if export.cron and not is_valid_cron_string(export.cron):
             problems.append(f"{where}: cron {export.cron!r} is not a valid cron schedule")
         for kind, name, checker in _export_names(export):

@@ -7,11 +7,14 @@ import dagster as dg
 from responsys_assets.config import ExportConfig, ProjectConfig, export_cron
 from responsys_assets.exports import ledger
 from responsys_assets.exports.handlers import handler_for
+from responsys_assets.exports.read_back import read_back, reconciles, record, warehouse_now
+from responsys_assets.exports.reconcile import ReconcileResult
 from responsys_assets.exports.runner import run_export
 from responsys_assets.resources.connections import ResponsysAPIResource, SFTPResource
 from responsys_assets.resources.warehouse import WRITER_POOL, WarehouseResource
 
 MEMBERSHIPS = dg.AssetKey(["audiences", "memberships"])
+RECONCILE_CHECK = "matches_responsys"
 
 
 class ExportRunConfig(dg.Config):
@@ -50,8 +53,52 @@ def cron_interval(cron: str) -> timedelta:
     return shortest
 
 
+def _reconcile_check(result: ReconcileResult | None) -> dg.AssetCheckResult:
+    """WARN, not ERROR: drift usually means someone edited Responsys after we wrote (a marketer,
+    another integration), which the pipeline did not cause and cannot undo by failing."""
+    if result is None:
+        return dg.AssetCheckResult(
+            check_name=RECONCILE_CHECK,
+            passed=True,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="dry run: nothing was written, nothing was read back",
+            metadata={"reconcile_checked": 0},
+        )
+    drifted = result.summary()
+    description = (
+        f"{result.checked} records read back, all match"
+        if result.passed
+        else f"{len(result.drifted)} of {result.checked} records differ from what was sent"
+        + (f"; read-back stopped: {result.stopped_by}" if result.stopped_by else "")
+    )
+    return dg.AssetCheckResult(
+        check_name=RECONCILE_CHECK,
+        passed=result.passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={
+            **result.metadata(),
+            "drifted_records": drifted,
+            "details": dg.MetadataValue.json(result.details()),
+            "what_to_do": "these records were changed in Responsys after the export wrote them; "
+            "exports.reconciliations keeps each run's findings. The next change of a contact "
+            "writes it again.",
+        },
+    )
+
+
 def build_export_asset(export: ExportConfig, config: ProjectConfig):
     key = export_key(export.name)
+    checks = [dg.AssetCheckSpec("no_batch_with_unknown_outcome", asset=key)]
+    if reconciles(export):
+        checks.append(
+            dg.AssetCheckSpec(
+                RECONCILE_CHECK,
+                asset=key,
+                description="a sample of what the export wrote, read back from Responsys, "
+                "matches what was sent",
+            )
+        )
 
     @dg.asset(
         key=key,
@@ -60,7 +107,7 @@ def build_export_asset(export: ExportConfig, config: ProjectConfig):
         kinds={"responsys"},
         pool=WRITER_POOL,
         freshness_policy=_freshness(export),
-        check_specs=[dg.AssetCheckSpec("no_batch_with_unknown_outcome", asset=key)],
+        check_specs=checks,
         description=(
             f"{export.type} export of audience '{export.audience}' ({export_cron(export)})."
         ),
@@ -76,7 +123,9 @@ def build_export_asset(export: ExportConfig, config: ProjectConfig):
         if responsys.mode == "sandbox":
             context.log.info("sending to the embedded sandbox (no RESPONSYS_* variable is set)")
         handler = handler_for(export, sftp_factory=sftp.open)
+        reconciled = None
         with warehouse.connect() as conn, responsys.client() as client:
+            since = warehouse_now(conn)
             report = run_export(
                 conn,
                 client,
@@ -89,6 +138,11 @@ def build_export_asset(export: ExportConfig, config: ProjectConfig):
                 log=context.log.debug,
             )
             parked = ledger.unknown_batches(conn, export.name)
+            if reconciles(export) and report.ok and not config.dry_run:
+                reconciled = read_back(
+                    conn, client, export, handler, since=since, seed=context.run_id
+                )
+                record(conn, reconciled, context.run_id)
         stats = client.stats.snapshot() if hasattr(client, "stats") else {}
         metadata = report.metadata() | {
             "mode": responsys.mode,
@@ -111,6 +165,15 @@ def build_export_asset(export: ExportConfig, config: ProjectConfig):
                 "`responsys-assets release EXPORT BATCH --resend` or `--mark-sent`",
             },
         )
+        if reconciled is not None:
+            metadata |= reconciled.metadata()
+            if not reconciled.passed:
+                context.log.warning(
+                    f"{export.name}: Responsys differs from what was sent: "
+                    + "; ".join(reconciled.summary()[:10])
+                )
+        for warning in report.warnings:  # also in metadata["warnings"]
+            context.log.warning(f"{export.name}: {warning}")
         if not report.ok:
             context.log.error(f"{export.name}: {report.stopped_by}")
             yield check
@@ -118,7 +181,10 @@ def build_export_asset(export: ExportConfig, config: ProjectConfig):
                 f"export '{export.name}' stopped: {report.stopped_by}. Batches already sent are "
                 "in exports.ledger and will not be sent again; re-run to resume."
             )
-        yield dg.MaterializeResult(metadata=metadata, check_results=[check])
+        results = [check]
+        if reconciles(export):
+            results.append(_reconcile_check(reconciled))
+        yield dg.MaterializeResult(metadata=metadata, check_results=results)
 
     return export_asset
 

@@ -1,10 +1,11 @@
-"""Custom event export: audience entries and exits raised as a Responsys custom event (§2.6).
+"""Custom event export: audience entries, updates and exits raised as a custom event (§2.6).
 
 Each member becomes one recipient of `send_custom_event`, identified by RIID, SHA-256 email hash
 or customer id (`identify_by`) in the export's profile list. optionalData carries `callType`
-(ADD on entry, REMOVE on exit) and the configured `properties` as strings, so one Program can
-branch on the call type. Sent at most once: an event cannot be taken back, so a batch whose
-outcome is unknown is parked for an operator, never resent.
+and the configured `properties` as strings, so one Program can branch on the call type:
+ADD on entry, REMOVE on exit, and UPDATE (`send_updates`) for a member still in the audience
+whose properties differ from the values last sent to them. Sent at most once: an event cannot be
+taken back, so a batch whose outcome is unknown is parked for an operator, never resent.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from responsys_assets.exports.runner import SendOutcome
 from responsys_assets.resources.responsys_api import Recipient
 
 CALL_TYPE = "callType"
-CALL_TYPES = {"ENTER": "ADD", "EXIT": "REMOVE"}
+CALL_TYPES = {"ENTER": "ADD", "UPDATE": "UPDATE", "EXIT": "REMOVE"}
+PROPERTY_PREFIX = "optionalData."  # how properties are named in the fields we record
 
 # identify_by -> (Recipient attribute, profile column, Responsys column shown in records)
 IDENTIFY_BY = {
@@ -65,6 +67,19 @@ class CustomEventHandler:
     def sends_exits(self) -> bool:
         return self.export.send_exits
 
+    @property
+    def sends_updates(self) -> bool:
+        """No properties, nothing that could change: no UPDATE is ever due."""
+        return self.export.send_updates and bool(self.export.properties)
+
+    def update_fields(self, change: PendingChange) -> dict:
+        """The properties as they would be sent now, compared with those last sent."""
+        profile = known_identifiers(change)
+        return {
+            f"{PROPERTY_PREFIX}{name}": as_text(profile.get(column))
+            for name, column in self.export.properties.items()
+        }
+
     def prepare(self, client) -> None:
         return None
 
@@ -77,7 +92,7 @@ class CustomEventHandler:
         profile = known_identifiers(change)
         values = {self.id_label: as_text(profile.get(self.id_column))}
         for name, value in self._optional_data(change, profile):
-            values[f"optionalData.{name}"] = value
+            values[f"{PROPERTY_PREFIX}{name}"] = value
         return values
 
     def _recipient(self, change: PendingChange) -> Recipient:

@@ -25,7 +25,8 @@ HANDLERS = {
 
 def handler_for(export: ExportConfig, *, sftp_factory: Callable[[], SFTPSource] | None = None):
     """The handler for an export; `sftp_factory` (a fresh SFTPSource per call) is only used by
-    sftp_file exports, which can still be planned (dry run) without it."""
-    if export.type == "sftp_file":
-        return SftpFileHandler(export, sftp_factory=sftp_factory)
+    sftp_file exports and profile_list exports with a file_import, which can still be planned
+    (dry run) without it."""
+    if export.type in ("sftp_file", "profile_list"):
+        return HANDLERS[export.type](export, sftp_factory=sftp_factory)
     return HANDLERS[export.type](export)

@@ -8,6 +8,7 @@ not act: safe to send again), `unknown` (sent, no answer: never resent automatic
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -35,6 +36,8 @@ class Batch:
     export: str
     batch_id: str
     records: list  # list[PendingChange]
+    destination: dict | None = None  # the names every record goes to (exports/destinations.py)
+    pinned: bool = False  # keep each record's destination for a resend (per-record overrides)
 
     @property
     def first_change(self) -> int:
@@ -45,14 +48,32 @@ class Batch:
         return max(r.change_id for r in self.records)
 
 
-def make_batches(export: str, records: list, size: int = 200, kind: str = "") -> list[Batch]:
+def make_batches(
+    export: str,
+    records: list,
+    size: int = 200,
+    kind: str = "",
+    destination: dict | None = None,
+    *,
+    pinned: bool = False,
+) -> list[Batch]:
     batches = []
     for start in range(0, len(records), size):
         chunk = records[start : start + size]
         first, last = chunk[0].change_id, chunk[-1].change_id
         batch_id = f"{kind}{first}-{last}-{len(chunk)}"
-        batches.append(Batch(export, batch_id, chunk))
+        ids = [r.record_id for r in chunk]
+        if ids != [r.change_id for r in chunk]:
+            # UPDATEs: the same members can be updated again with other values; the id must
+            # differ, or the new batch would overwrite the old one's ledger row.
+            digest = hashlib.sha256(json.dumps(sorted(ids)).encode()).hexdigest()[:8]
+            batch_id = f"{batch_id}-{digest}"
+        batches.append(Batch(export, batch_id, chunk, destination, pinned))
     return batches
+
+
+def _destination_json(batch: Batch) -> str | None:
+    return json.dumps(batch.destination, sort_keys=True) if batch.destination else None
 
 
 def _quote(text: str) -> str:
@@ -73,8 +94,8 @@ def begin(conn: duckdb.DuckDBPyConnection, batch: Batch) -> int:
             f"""
             insert or replace into exports.ledger
                 (export, batch_id, first_change, last_change, records, attempt, outcome,
-                 error_class, error, api_calls, started_at, finished_at)
-            values (?, ?, ?, ?, ?, ?, 'pending', null, null, null, {NOW}, null)
+                 error_class, error, api_calls, started_at, finished_at, destination)
+            values (?, ?, ?, ?, ?, ?, 'pending', null, null, null, {NOW}, null, ?)
             """,
             [
                 batch.export,
@@ -83,20 +104,33 @@ def begin(conn: duckdb.DuckDBPyConnection, batch: Batch) -> int:
                 batch.last_change,
                 len(batch.records),
                 attempt,
+                _destination_json(batch),
             ],
         )
+        rows = {
+            "export": [batch.export] * len(batch.records),
+            "contact_key": [r.contact_key for r in batch.records],
+            "change_id": pa.array([r.record_id for r in batch.records], pa.int64()),
+            "change": [r.change for r in batch.records],
+            "batch_id": [batch.batch_id] * len(batch.records),
+        }
         _insert_rows(
             conn,
             "insert or replace into exports.sent_records "
+            "(export, contact_key, change_id, change, batch_id) "
             "select export, contact_key, change_id, change, batch_id from _rows",
-            {
-                "export": [batch.export] * len(batch.records),
-                "contact_key": [r.contact_key for r in batch.records],
-                "change_id": pa.array([r.change_id for r in batch.records], pa.int64()),
-                "change": [r.change for r in batch.records],
-                "batch_id": [batch.batch_id] * len(batch.records),
-            },
+            rows,
         )
+        if batch.pinned and batch.destination:
+            # A resend of these records goes to the same place (see 005_destinations.sql).
+            _insert_rows(
+                conn,
+                "insert or replace into exports.record_destinations "
+                "(export, contact_key, change_id, batch_id, destination) "
+                f"select export, contact_key, change_id, batch_id, "
+                f"{_quote(_destination_json(batch))} from _rows",
+                rows,
+            )
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")
@@ -128,15 +162,20 @@ def settle(
             [outcome, error_class, error, api_calls, batch.export, batch.batch_id],
         )
         if outcome == "failed":
-            conn.execute(
-                "delete from exports.sent_records where export = ? and batch_id = ?",
-                [batch.export, batch.batch_id],
-            )
+            # Responsys certainly did not act: the records are resolved afresh next time.
+            for table in ("sent_records", "record_destinations"):
+                conn.execute(
+                    f"delete from exports.{table} where export = ? and batch_id = ?",
+                    [batch.export, batch.batch_id],
+                )
         if sent_fields:
+            destination = _destination_json(batch)
             _insert_rows(
                 conn,
                 "insert or replace into exports.last_sent "
-                f"select {_quote(batch.export)}, contact_key, fields, {NOW} from _rows",
+                "(export, contact_key, fields, sent_at, destination) "
+                f"select {_quote(batch.export)}, contact_key, fields, {NOW}, "
+                f"{_quote(destination) if destination else 'null'} from _rows",
                 {
                     "contact_key": list(sent_fields),
                     "fields": [json.dumps(f, default=str) for f in sent_fields.values()],

@@ -8,7 +8,8 @@ Two modes:
 
 The PET is created on the first run (every column of `field_type`). If it exists but lacks a
 column we write, the run stops before sending anything: Responsys adds PET columns only by
-hand, and a merge naming an unknown column would fail every row.
+hand, and a merge naming an unknown column would fail every row. (A profile list export's side
+PETs share `ensure_pet` but drop such a column instead: see list_pets.py.)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from responsys_assets.exports.naming import (
 )
 from responsys_assets.exports.records import chunks, record_values
 from responsys_assets.exports.runner import SendOutcome
-from responsys_assets.resources.responsys_api import ResponsysError, RowResult
+from responsys_assets.resources.responsys_api import PetInfo, ResponsysError, RowResult
 
 MEMBERSHIP_VALUES = {"ENTER": "1", "EXIT": "0"}
 _MEMBERSHIP = "_membership"  # pseudo profile column holding the 1/0 value
@@ -43,6 +44,23 @@ def _gone(result: RowResult) -> bool:
     """A delete of a row that is not there has the effect we wanted."""
     text = f"{result.error_code or ''} {result.message or ''}".upper()
     return "NOT_FOUND" in text
+
+
+def ensure_pet(
+    client, list_name: str, pet: str, folder: str, columns: list[str], field_type: str
+) -> tuple[PetInfo | None, list[str]]:
+    """Create the PET with `columns` when the list has none of that name (returns None, []);
+    else return it and the columns it lacks. Responsys adds PET columns only by hand, so what
+    to do about a missing column is the caller's choice."""
+    live = next(
+        (p for p in client.list_pets(list_name) if (p.name or "").lower() == pet.lower()), None
+    )
+    if live is None:
+        client.create_folder(folder)  # False when it exists, which is fine
+        client.create_pet(list_name, pet, folder, [(name, field_type) for name in columns])
+        return None, []
+    have = {(name or "").upper() for name, _ in live.fields}
+    return live, [name for name in columns if name.upper() not in have]
 
 
 class PetHandler:
@@ -79,26 +97,11 @@ class PetHandler:
     def prepare(self, client) -> None:
         """Create the PET when missing; refuse a PET that lacks one of our columns."""
         export = self.export
-        live = next(
-            (
-                p
-                for p in client.list_pets(export.list)
-                if (p.name or "").lower() == export.pet.lower()
-            ),
-            None,
+        live, missing = ensure_pet(
+            client, export.list, export.pet, export.folder, self.pet_columns, export.field_type
         )
-        if live is None:
-            client.create_folder(export.folder)  # False when it exists, which is fine
-            client.create_pet(
-                export.list,
-                export.pet,
-                export.folder,
-                [(name, export.field_type) for name in self.pet_columns],
-            )
-            return
-        have = {(name or "").upper() for name, _ in live.fields}
-        missing = [name for name in self.pet_columns if name.upper() not in have]
         if missing:
+            have = {(name or "").upper() for name, _ in live.fields}
             names = ", ".join(missing)
             raise SchemaDrift(
                 f"export '{export.name}': PET '{live.name}' of list '{export.list}' has no "

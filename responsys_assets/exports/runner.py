@@ -1,11 +1,13 @@
-"""Run one export: pending changes -> consent filter -> ledgered batches -> Responsys.
+"""Run one export: pending changes -> consent filter -> destinations -> ledgered batches.
 
 Every export type plugs in a handler that knows its API calls; this module owns what they all
-share: the watermark, exactly-once bookkeeping, consent, error statistics and dry runs.
+share: the watermark, exactly-once bookkeeping, consent, per-record destinations, error
+statistics and dry runs.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,9 +20,21 @@ from responsys_assets.exports.changes import (
     PendingChange,
     latest_change_id,
     pending_changes,
+    pending_updates,
+    pinned_destinations,
     previously_sent,
+    sent_destinations,
     set_watermark,
     watermark,
+)
+from responsys_assets.exports.destinations import (
+    Destination,
+    InvalidDestination,
+    configured,
+    describe,
+    resolve,
+    routed,
+    to_json,
 )
 from responsys_assets.resources.responsys_api import (
     CapacityLimitExceeded,
@@ -41,11 +55,16 @@ class SendOutcome:
 
 
 class ExportHandler(Protocol):
+    export: object  # the export's config; a destination's handler holds a copy naming it
     idempotent: bool  # may a batch with an unknown outcome be sent again?
     sends_exits: bool  # does an EXIT mean a call (removal) for this export?
+    # Optional: `sends_updates` (bool) and `update_fields(change) -> dict`, the fields whose
+    # change since the last send makes an UPDATE for a current member (custom events).
+    # Optional: `file_import` (a FileImport or None: large runs as one file, file_import.py)
+    # and `follow_up(conn, client, report)`, run after the batches (profile list side PETs).
 
     def prepare(self, client) -> None:
-        """Create or check destination objects (PETs, tables) before sending."""
+        """Create or check destination objects (PETs, tables) before sending to them."""
 
     def fields_for(self, change: PendingChange) -> dict:
         """The record as it would be written to Responsys (used by sends and dry runs)."""
@@ -72,6 +91,10 @@ class ExportReport:
     stopped_by: str | None = None
     recovered: int = 0
     planned: list[dict] = field(default_factory=list)  # dry run: row-by-row changes
+    transport: str | None = None  # "rest" or "file", for handlers with a file_import
+    transport_reason: str = ""
+    warnings: list[str] = field(default_factory=list)  # logged as warnings by the asset
+    details: dict = field(default_factory=dict)  # handler-specific metadata (files, side PETs)
 
     @property
     def ok(self) -> bool:
@@ -95,6 +118,13 @@ class ExportReport:
             else 0.0,
             "error_statistics": dict(self.errors),
             "seconds": round(self.seconds, 3),
+            **(
+                {"transport": self.transport, "transport_reason": self.transport_reason}
+                if self.transport
+                else {}
+            ),
+            **({"warnings": self.warnings} if self.warnings else {}),
+            **self.details,
         }
 
 
@@ -106,6 +136,54 @@ def _plan(
     if after is None:
         after = 0 if backfill else upto
     return pending_changes(conn, name, audience, after, upto), upto
+
+
+def _route(
+    conn: duckdb.DuckDBPyConnection, name: str, export, changes: list[PendingChange]
+) -> tuple[list[tuple[PendingChange, Destination]], list[tuple[PendingChange, str]]]:
+    """Each change with its destination, and the changes refused for an invalid override value.
+
+    With `destination_override`, a resend goes where its batch was pinned, and an EXIT or UPDATE
+    follows the member to where their last write went; an entry is resolved from its profile.
+    Without it, every record goes to the configured names.
+    """
+    if not export.destination_override:
+        home = configured(export)
+        return [(change, home) for change in changes], []
+    pinned = pinned_destinations(conn, name)
+    followed = sent_destinations(conn, name)
+    placed: list[tuple[PendingChange, Destination]] = []
+    refused: list[tuple[PendingChange, str]] = []
+    for change in changes:
+        destination = pinned.get((change.contact_key, change.record_id))
+        if destination is None and change.change != "ENTER":
+            destination = followed.get(change.contact_key)
+        try:
+            placed.append(
+                (change, destination or resolve(export, change.contact_key, change.profile))
+            )
+        except InvalidDestination as exc:
+            refused.append((change, str(exc)))
+    return placed, refused
+
+
+def _batches(
+    name: str, changes: list[PendingChange], size: int, destination: Destination, pinned: bool
+) -> list[ledger.Batch]:
+    """Entries and exits by change order, then UPDATEs, at most `size` records a batch.
+
+    `pinned`: the export resolves destinations per record, so the ledger keeps each record's.
+    """
+    updates = [c for c in changes if c.change == "UPDATE"]
+    others = [c for c in changes if c.change != "UPDATE"]
+    return ledger.make_batches(
+        name, others, size, destination=destination, pinned=pinned
+    ) + ledger.make_batches(
+        name, updates, size, kind="update-", destination=destination, pinned=pinned
+    )
+
+
+_ACTIONS = {"ENTER": "upsert", "UPDATE": "update", "EXIT": "remove"}
 
 
 def run_export(
@@ -126,14 +204,30 @@ def run_export(
     report = ExportReport(export=name, dry_run=dry_run)
     if not dry_run:
         report.recovered = ledger.recover_interrupted(conn, name, idempotent=handler.idempotent)
+    files = getattr(handler, "file_import", None)  # hybrid transport (exports/file_import.py)
+    if files and not dry_run:
+        files.deliver_outbox(conn, report)  # a file an earlier run settled goes before anything
+        if not report.ok:
+            report.seconds = time.perf_counter() - started
+            return report
     changes, upto = _plan(conn, name, audience, backfill)
-    report.pending = len(changes)
     before = previously_sent(conn, name)
+    if getattr(handler, "sends_updates", False):
+        changes += pending_updates(
+            conn,
+            name,
+            audience,
+            upto,
+            watched=handler.update_fields,
+            before=before,
+            busy={change.contact_key for change in changes},
+        )
+    report.pending = len(changes)
 
     sendable: list[PendingChange] = []
     handled_without_call: list[PendingChange] = []
     for change in changes:
-        if change.change == "ENTER" and (change.suppressed or not change.profile):
+        if change.change in ("ENTER", "UPDATE") and (change.suppressed or not change.profile):
             report.suppressed += 1
             handled_without_call.append(change)
         elif change.change == "EXIT" and (
@@ -144,46 +238,121 @@ def run_export(
         else:
             sendable.append(change)
 
+    placed, refused = _route(conn, name, handler.export, sendable)
+    report.rejected += len(refused)
+    report.errors["invalid_destination"] += len(refused)
+    if not refused:
+        del report.errors["invalid_destination"]
+    if hasattr(handler, "file_import"):
+        report.transport, report.transport_reason = (
+            files.transport_for(len(placed)) if files else ("rest", "no file_import configured")
+        )
+
     if dry_run:
-        for change in sendable:
-            after_fields = handler.fields_for(change) if change.change == "ENTER" else {}
+        for change, destination in placed:
+            action = _ACTIONS[change.change]
             report.planned.append(
                 {
                     "contact_key": change.contact_key,
-                    "action": ("trigger" if triggers else "upsert")
-                    if change.change == "ENTER"
-                    else "remove",
+                    "action": "trigger" if triggers and action == "upsert" else action,
+                    "destination": destination,
                     "before": before.get(change.contact_key),
-                    "after": after_fields,
+                    "after": handler.fields_for(change) if change.change != "EXIT" else {},
                 }
             )
-            if change.change == "ENTER":
-                report.triggered += triggers
-                report.added += not triggers
-            else:
+            if change.change == "EXIT":
                 report.removed += 1
+            elif triggers:
+                report.triggered += 1
+            else:
+                report.added += 1
+        for change, reason in refused:
+            report.planned.append(
+                {"contact_key": change.contact_key, "action": "reject", "reason": reason}
+            )
         report.seconds = time.perf_counter() - started
         return report
 
-    if handled_without_call:
+    if handled_without_call or refused:
         # Suppressed entries and exits of never-exported contacts are settled with no call, so
-        # they do not come back (a later re-entry is a new change and is judged again).
+        # they do not come back (a later re-entry is a new change and is judged again); so are
+        # records refused for an invalid destination, which are recorded as rejected.
         quiet = ledger.Batch(
-            name, f"nocall-{upto}-{len(handled_without_call)}", handled_without_call
+            name,
+            f"nocall-{upto}-{len(handled_without_call) + len(refused)}",
+            handled_without_call + [change for change, _ in refused],
         )
         ledger.begin(conn, quiet)
-        ledger.settle(conn, quiet, "succeeded")
+        ledger.settle(
+            conn,
+            quiet,
+            "succeeded",
+            rejected=[
+                (c.contact_key, c.profile.get("riid"), "invalid_destination", reason)
+                for c, reason in refused
+            ],
+        )
 
-    if sendable:
-        try:
-            handler.prepare(client)
-        except ResponsysError as exc:
-            report.errors[classify(exc)] += 1
-            report.stopped_by = f"{type(exc).__name__}: {exc}"
-            report.seconds = time.perf_counter() - started
-            return report
+    if report.transport == "file":
+        left = {c.contact_key for c in files.send(conn, [c for c, _ in placed], report)}
+        placed = [(change, where) for change, where in placed if change.contact_key in left]
 
-    for batch in ledger.make_batches(name, sendable, batch_size):
+    groups: dict[str, list[PendingChange]] = {}
+    for change, destination in placed:
+        groups.setdefault(to_json(destination), []).append(change)
+    # Every destination's handler is made before anything is sent (see routed()).
+    senders = {key: routed(handler, json.loads(key)) for key in groups}
+    for key, members in groups.items():
+        going_on = _send_destination(
+            conn,
+            client,
+            senders[key],
+            json.loads(key),
+            members,
+            report,
+            name=name,
+            batch_size=batch_size,
+            triggers=triggers,
+            log=log,
+        )
+        if not going_on:
+            break
+    follow_up = getattr(handler, "follow_up", None)  # work after the batches (side PETs)
+    if follow_up and report.ok:
+        follow_up(conn, client, report)
+
+    if report.ok and not (handler.idempotent and report.batches_unknown):  # released: resend
+        set_watermark(conn, name, upto)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _send_destination(
+    conn: duckdb.DuckDBPyConnection,
+    client,
+    handler: ExportHandler,
+    destination: Destination,
+    changes: list[PendingChange],
+    report: ExportReport,
+    *,
+    name: str,
+    batch_size: int,
+    triggers: bool,
+    log=None,
+) -> bool:
+    """Prepare one destination and send its batches; False when the whole export must stop.
+
+    A destination that cannot be prepared, or whose batch fails, stops only that destination
+    (the others still go; the watermark waits). The account's capacity limit stops them all.
+    """
+    try:
+        handler.prepare(client)
+    except ResponsysError as exc:
+        report.errors[classify(exc)] += 1
+        report.stopped_by = report.stopped_by or f"{type(exc).__name__}: {exc}"
+        return True
+    pinned = bool(handler.export.destination_override)
+    for batch in _batches(name, changes, batch_size, destination, pinned):
         report.batches += 1
         ledger.begin(conn, batch)
         try:
@@ -201,12 +370,12 @@ def run_export(
             report.stopped_by = (
                 f"account capacity limit reached; resume in {exc.resume_after:.0f} s"
             )
-            break
+            return False
         except ResponsysError as exc:
             report.errors[classify(exc)] += 1
             ledger.settle(conn, batch, "failed", error_class=classify(exc), error=str(exc))
-            report.stopped_by = f"{type(exc).__name__}: {exc}"
-            break
+            report.stopped_by = report.stopped_by or f"{type(exc).__name__}: {exc}"
+            return True
         ledger.settle(
             conn,
             batch,
@@ -227,9 +396,6 @@ def run_export(
         else:
             report.added += delivered
         if log:
-            log(f"{name}: batch {batch.batch_id} sent ({len(batch.records)} records)")
-
-    if report.ok and not (handler.idempotent and report.batches_unknown):  # released: resend
-        set_watermark(conn, name, upto)
-    report.seconds = time.perf_counter() - started
-    return report
+            where = f" to {describe(destination)}" if destination else ""
+            log(f"{name}: batch {batch.batch_id} sent{where} ({len(batch.records)} records)")
+    return True

@@ -56,6 +56,7 @@ __all__ = [
 REST_PREFIX = "/rest/api/v1.3"
 ASYNC_PREFIX = "/rest/asyncApi/v1.3"
 MAX_RECORDS_PER_CALL = 200  # §3: merges, triggers, events, batch deletes, async calls
+MAX_FIELD_SELECTION_CHARS = 150  # `fs` of the retrieve calls (Oracle retrieve pages)
 MAX_BODY_BYTES = 10 * 1024 * 1024  # §3: larger bodies make the gateway drop the connection
 BATCH_BYTES_MARGIN = 64 * 1024  # room for the envelope (field names, merge rule) around rows
 CAPACITY_RESET_SECONDS = 600.0  # §3: internal capacity resets every 10 minutes
@@ -716,12 +717,21 @@ _APIS = {
             200,
             True,
         ),
+        _Api(
+            "retrieve_supplemental_row",
+            "GET",
+            "/folders/{folderName}/suppData/{tableName}/members",
+            100,
+            False,
+        ),
         _Api("merge_trigger_email", "POST", "/campaigns/{campaignName}/email", 200, True),
         _Api("trigger_email", "POST", "/campaigns/{campaignName}/email", 200, True),
         _Api("send_custom_event", "POST", "/events/{eventName}", 200, True),
         _Api("poll_async_request", "GET", "/requests/{requestId}", 1000, False),
     ]
 }
+# Query parameters: a mapping, or pairs when a name repeats (supplemental retrieve: qa=PK1&qa=PK2).
+QueryParams = dict[str, str] | list[tuple[str, str]]
 _PREFIX_RE = re.compile(r"^/rest/(?:api|asyncapi|haapi|haasyncapi)/v1\.3", re.IGNORECASE)
 
 
@@ -973,7 +983,7 @@ class ResponsysClient:
         api: _Api,
         url: str,
         *,
-        params: dict[str, str] | None = None,
+        params: QueryParams | None = None,
         content: bytes | None = None,
         data: dict[str, str] | None = None,
         authorized: bool = True,
@@ -1109,7 +1119,7 @@ class ResponsysClient:
         api: _Api,
         path: str,
         *,
-        params: dict[str, str] | None = None,
+        params: QueryParams | None = None,
         body: Any = None,
         records: int = 0,
         async_mode: bool = False,
@@ -1214,7 +1224,7 @@ class ResponsysClient:
         api: _Api,
         path: str,
         *,
-        params: dict[str, str] | None = None,
+        params: QueryParams | None = None,
         content: bytes | None = None,
         records: int = 0,
         expected_codes: frozenset[str] = frozenset(),
@@ -1315,18 +1325,30 @@ class ResponsysClient:
     def retrieve_list_member(
         self, list_name: str, query_attribute: str, id: str, field_names: Sequence[str]
     ) -> dict[str, Any] | None:
-        """One member's fields (for reconciliation), or None when there is no such member."""
+        """One member's fields (for reconciliation), or None when there is no such member.
+
+        GET /lists/{list}/members?qa=r|e|c|m&id=…&fs=… answers `recordData.fieldNames` and
+        `records` (one row per match; the first is returned). Source: Oracle, "Retrieve a member
+        of a profile list based on query attribute",
+        https://docs.oracle.com/en/cloud/saas/marketing/responsys-develop/API/REST/api-v1.3-lists-listName-members-get.htm
+        """
         path = f"/lists/{_segment(list_name, what='list name')}/members"
-        return self._retrieve(_APIS["retrieve_list_member"], path, query_attribute, id, field_names)
+        params = {"qa": _query_attribute(query_attribute), "id": str(id)}
+        return self._retrieve(_APIS["retrieve_list_member"], path, params, field_names)
 
     def _retrieve(
-        self, api: _Api, path: str, query_attribute: str, id: str, field_names: Sequence[str]
+        self, api: _Api, path: str, params: QueryParams, field_names: Sequence[str]
     ) -> dict[str, Any] | None:
-        if query_attribute not in QUERY_ATTRIBUTES:
-            raise ValueError(f"query_attribute must be one of {sorted(QUERY_ATTRIBUTES)}")
-        params = {"qa": query_attribute, "id": str(id), "fs": ",".join(field_names) or "all"}
+        """One record as {field name: value}, or None on a documented not-found answer.
+
+        Oracle documents no error code for "nothing matched"; a 404 is what public clients see
+        (ethyca/fides treats 404 as "no member found"), so the codes in
+        _MEMBER_NOT_FOUND_CODES mean None and any other error is raised.
+        """
+        query = [*(params.items() if isinstance(params, dict) else params)]
+        query.append(("fs", _field_selection(field_names)))
         try:
-            body = self._call(api, path, params=params, expected_codes=_MEMBER_NOT_FOUND_CODES)
+            body = self._call(api, path, params=query, expected_codes=_MEMBER_NOT_FOUND_CODES)
         except RequestRejected as exc:
             if exc.error_code in _MEMBER_NOT_FOUND_CODES:
                 return None
@@ -1438,13 +1460,16 @@ class ResponsysClient:
         id: str,
         field_names: Sequence[str],
     ) -> dict[str, Any] | None:
-        """One PET row (for reconciliation), or None."""
+        """One PET row (for reconciliation), or None when the member has no row.
+
+        GET /lists/{list}/listExtensions/{pet}/members?qa=r|e|c|m&id=…&fs=…; the id is matched
+        in the parent profile list. Source: Oracle, "Retrieve Profile Extension Recipient using a
+        query attribute",
+        https://docs.oracle.com/en/cloud/saas/marketing/responsys-rest-api/op-rest-api-v1.3-lists-listname-listextensions-petname-members-get.html
+        """
+        params = {"qa": _query_attribute(query_attribute), "id": str(id)}
         return self._retrieve(
-            _APIS["retrieve_pet_member"],
-            self._pet_path(list_name, pet_name),
-            query_attribute,
-            id,
-            field_names,
+            _APIS["retrieve_pet_member"], self._pet_path(list_name, pet_name), params, field_names
         )
 
     @staticmethod
@@ -1527,6 +1552,31 @@ class ResponsysClient:
         )
         result = self._call(api, path, body=body, records=len(records), async_mode=async_mode)
         return self._rows(api, result, len(records))
+
+    def retrieve_supplemental_row(
+        self,
+        folder: str,
+        table: str,
+        primary_key: Sequence[tuple[str, str]],
+        field_names: Sequence[str],
+    ) -> dict[str, Any] | None:
+        """One supplemental-table row by its whole primary key, or None when there is none.
+
+        GET /folders/{folder}/suppData/{table}/members?qa=PK1&qa=PK2&id=v1&id=v2&fs=…: every
+        primary-key column once as `qa`, its value as `id` in the same order; names are
+        case-sensitive. Source: Oracle, "Retrieve Supplemental Table member based on a query
+        attribute",
+        https://docs.oracle.com/en/cloud/saas/marketing/responsys-develop/API/REST/api-v1.3-folders-folderName-suppData-tableName-members-get.htm
+        """
+        if not primary_key:
+            raise ValueError("primary_key needs every primary-key column and its value")
+        params = [("qa", column) for column, _ in primary_key]
+        params += [("id", str(value)) for _, value in primary_key]
+        path = (
+            f"/folders/{_segment(folder, what='folder name')}/suppData/"
+            f"{_segment(table, what='table name')}/members"
+        )
+        return self._retrieve(_APIS["retrieve_supplemental_row"], path, params, field_names)
 
     # -- email triggers and custom events ----------------------------------------------
 
@@ -1616,6 +1666,19 @@ def _is_token_error(code: str | None, detail: str | None) -> bool:
     """§3: a bad or expired token surfaces as UNEXPECTED_EXCEPTION 'Not a valid authentication
     token' (no dedicated code is documented)."""
     return code == "UNEXPECTED_EXCEPTION" and "authentication token" in (detail or "").lower()
+
+
+def _query_attribute(value: str) -> str:
+    if value not in QUERY_ATTRIBUTES:
+        raise ValueError(f"query_attribute must be one of {sorted(QUERY_ATTRIBUTES)}")
+    return value
+
+
+def _field_selection(field_names: Sequence[str]) -> str:
+    """The `fs` parameter: the names comma-separated, or `all` when there are none or they pass
+    the documented 150-character limit of `fs` (the caller then picks its fields out)."""
+    joined = ",".join(field_names)
+    return joined if joined and len(joined) <= MAX_FIELD_SELECTION_CHARS else "all"
 
 
 def _delete_body(query_attribute: str, ids: Sequence[str]) -> dict[str, Any]:

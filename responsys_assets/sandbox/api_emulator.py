@@ -6,7 +6,9 @@ refuse, so that a client which works here does not depend on emulator-only lenie
 reference is silent, the choice made is stated in the docstring of the handler concerned:
 
 - Login with wrong credentials: 401 INVALID_USER_NAME_PASSWORD.
-- Recipient/member not found on retrieve or delete-by-query: 404 RECIPIENT_NOT_FOUND.
+- Recipient/member not found on retrieve or delete-by-query: 404 RECIPIENT_NOT_FOUND; no
+  supplemental row for a primary key on retrieve: 404 RECORD_NOT_FOUND (Oracle's retrieve pages
+  show no failure code; public clients see a 404).
 - More than 200 records (sync or async): 400 RECIPIENT_LIMIT_EXCEEDED.
 - Unknown objects: 404 LIST_NOT_FOUND / TABLE_NOT_FOUND (PETs and supplemental tables) /
   FOLDER_NOT_FOUND / CAMPAIGN_NOT_FOUND / EVENT_NOT_FOUND; unknown path: 404 RESOURCE_NOT_FOUND.
@@ -55,6 +57,7 @@ from responsys_assets.sandbox.store import MEMBER_COLUMNS, Store
 MAX_RECORDS = 200
 MAX_DELETE_ID_LENGTH = 500
 MAX_QUERY_DELETES = 10
+MAX_FIELD_SELECTION_CHARS = 150  # `fs` of every retrieve call
 MAX_SUPP_TABLES = 250
 DEFAULT_RATE_LIMIT = 1000
 INJECTED_FAILURE_CODE = "INJECTED_FAILURE"
@@ -247,6 +250,7 @@ def default_rate_limits() -> dict[str, int]:
         "createFolder": 10,
         "createSuppTable": 10,
         "mergeSuppData": 1000,
+        "retrieveSuppData": 100,
         "deleteSuppData": 1000,
         "dropSuppTable": 10,
         "listSuppTables": 100,
@@ -766,6 +770,7 @@ class _Emulator:
                 writes=True,
             ),
             r("POST", supp_members, "mergeSuppData", self.merge_supp, writes=True, asyncable=True),
+            r("GET", supp_members, "retrieveSuppData", self.retrieve_supp_row),
             r("DELETE", supp_members, "deleteSuppData", self.delete_supp_row, writes=True),
             r(
                 "DELETE",
@@ -1099,6 +1104,8 @@ class _Emulator:
 
     @staticmethod
     def _fs(value: str) -> list[str]:
+        if len(value) > MAX_FIELD_SELECTION_CHARS:
+            raise _invalid(f"fs must be at most {MAX_FIELD_SELECTION_CHARS} characters")
         names = [n.strip().upper() for n in value.split(",") if n.strip()]
         if not names:
             raise _invalid("fs is empty")
@@ -1553,6 +1560,41 @@ class _Emulator:
         else:
             row = [_row_failure("DELETEFAILED", 0, "RECORD_NOT_FOUND", "no row has that key")]
         return {"recordData": {"fieldNames": qa, "records": [row], "mapTemplateName": None}}
+
+    def retrieve_supp_row(self, call: _Call) -> Any:
+        """GET ?qa=PK1&qa=PK2&id=v1&id=v2&fs=…: one row by its whole primary key (names are
+        case-sensitive); the answer echoes recordData plus the merge-only attributes at their
+        defaults, as Oracle's sample shows."""
+        folder, table_name = call.params["folder"], call.params["table"]
+        table = self._need_supp(folder, table_name)
+        qa, ids = call.query.getlist("qa"), call.query.getlist("id")
+        if sorted(qa) != sorted(table["primary_keys"]) or len(ids) != len(qa):
+            raise _invalid("qa must list every primary key column once, with one id per qa")
+        fs = call.one("fs")
+        if len(fs) > MAX_FIELD_SELECTION_CHARS:
+            raise _invalid(f"fs must be at most {MAX_FIELD_SELECTION_CHARS} characters")
+        columns = [f["fieldName"] for f in table["fields"]]
+        fields = [n.strip() for n in fs.split(",") if n.strip()]
+        if [f.lower() for f in fields] == ["all"]:
+            fields = columns
+        unknown = [f for f in fields if f not in columns]
+        if not fields or unknown:
+            raise _invalid(f"unknown fields (names are case-sensitive): {', '.join(unknown)}")
+        by_name = dict(zip(qa, ids, strict=True))
+        key = Store.supp_key([by_name[pk] for pk in table["primary_keys"]])
+        row = self.store.supp_rows_for(folder, table_name, [key]).get(key)
+        if row is None:
+            raise ApiError(404, "RECORD_NOT_FOUND", f"No record in {table_name} has that key")
+        return {
+            "recordData": {
+                "fieldNames": fields,
+                "records": [[row.get(f) for f in fields]],
+                "mapTemplateName": None,
+            },
+            "insertOnNoMatch": False,
+            "updateOnMatch": None,
+            "links": [],
+        }
 
     def drop_supp(self, call: _Call) -> Any:
         self._need_supp(call.params["folder"], call.params["table"])
