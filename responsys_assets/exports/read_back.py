@@ -73,22 +73,29 @@ def _destination(raw) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _sent_records(conn, export_name: str, since: datetime) -> list[tuple[str, dict, bool, dict]]:
-    """(contact_key, fields, just_sent, destination) of every record in exports.last_sent."""
+def _sent_records(
+    conn, export_name: str, since: datetime, size: int, seed: str
+) -> list[tuple[str, dict, bool, dict]]:
+    """(contact_key, fields, just_sent, destination) of the records in exports.last_sent that
+    come first in the sample order (choose_sample's): at most `size`, chosen in SQL, so a
+    million-member list costs one bounded query, not a million rows in Python."""
     destination = "destination" if _has_column(conn, "exports.last_sent", "destination") else "null"
     rows = conn.execute(
-        f"select contact_key, fields, sent_at >= ?, {destination} from exports.last_sent "
-        "where export = ?",
-        [since, export_name],
+        f"select contact_key, fields, sent_at >= $since, {destination} from exports.last_sent "
+        "where export = $export "
+        "order by sent_at >= $since desc, sha256($seed || '/' || contact_key) limit $size",
+        {"since": since, "export": export_name, "seed": seed, "size": size},
     ).fetchall()
     return [
         (key, json.loads(f) if f else {}, bool(new), _destination(d)) for key, f, new, d in rows
     ]
 
 
-def _exits(conn, export_name: str, since: datetime) -> list[tuple[PendingChange, bool, dict]]:
+def _exits(
+    conn, export_name: str, since: datetime, size: int, seed: str
+) -> list[tuple[PendingChange, bool, dict]]:
     """Exits that reached Responsys and are each contact's latest sent change, with the contact's
-    profile as it is now (for its identifiers)."""
+    profile as it is now (for its identifiers); the first `size` in the sample order."""
     has_destinations = bool(
         conn.execute(
             "select count(*) from information_schema.tables "
@@ -119,8 +126,10 @@ def _exits(conn, export_name: str, since: datetime) -> list[tuple[PendingChange,
                           where t.export = s.export and t.contact_key = s.contact_key)
           and not exists (select 1 from exports.rejected_records r where r.export = s.export
                           and r.batch_id = s.batch_id and r.contact_key = s.contact_key)
+        order by l.finished_at >= $since desc, sha256($seed || '/' || s.contact_key)
+        limit $size
         """,
-        {"export": export_name, "since": since},
+        {"export": export_name, "since": since, "seed": seed, "size": size},
     )
     names = [d[0] for d in cursor.description]
     exits = []
@@ -145,14 +154,16 @@ def _label(column: str, value: str) -> str:
     return f"{column} {mask(value)}"
 
 
-def expectations(conn, export, handler, since: datetime) -> list[Expectation]:
-    """Every record the export's last writes say Responsys should (or should no longer) hold."""
+def expectations(conn, export, handler, since: datetime, size: int, seed: str) -> list[Expectation]:
+    """The records the export's last writes say Responsys should (or should no longer) hold,
+    first in the sample order; twice the sample, as a few may have nothing to compare."""
     out: list[Expectation] = []
-    for key, fields, just_sent, destination in _sent_records(conn, export.name, since):
+    rows = _sent_records(conn, export.name, since, 2 * size, seed)
+    for key, fields, just_sent, destination in rows:
         expected = _entry_expectation(export, key, fields, just_sent, destination)
         if expected:
             out.append(expected)
-    for change, just_sent, destination in _exits(conn, export.name, since):
+    for change, just_sent, destination in _exits(conn, export.name, since, 2 * size, seed):
         expected = _exit_expectation(export, handler, change, just_sent, destination)
         if expected:
             out.append(expected)
@@ -274,7 +285,7 @@ def comparison_for(export) -> Comparison:
 def read_back(conn, client, export, handler, *, since: datetime, seed: str) -> ReconcileResult:
     """Sample the export's records (those written since `since` first), read them back, judge."""
     size = export.reconcile.sample
-    sample = choose_sample(expectations(conn, export, handler, since), size, seed)
+    sample = choose_sample(expectations(conn, export, handler, since, size, seed), size, seed)
     return reconcile(
         export.name, sample, fetcher(client, export), comparison_for(export), sample_size=size
     )

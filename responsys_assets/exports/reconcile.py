@@ -136,6 +136,11 @@ def mask(value: str | None) -> str | None:
     )
 
 
+def sample_digest(seed: str, contact_key: str) -> str:
+    """The sample order; read_back.py computes the same digest in SQL (DuckDB's sha256)."""
+    return hashlib.sha256(f"{seed}/{contact_key}".encode()).hexdigest()
+
+
 def choose_sample(candidates: Iterable[Expectation], size: int, seed: str) -> list[Expectation]:
     """At most `size` records: those the run just sent first, then older ones, each group in an
     order fixed by `seed` (the run id), so a re-run of the check reads the same records."""
@@ -143,7 +148,7 @@ def choose_sample(candidates: Iterable[Expectation], size: int, seed: str) -> li
         return []
 
     def order(e: Expectation) -> tuple[bool, str]:
-        digest = hashlib.sha256(f"{seed}\0{e.contact_key}".encode()).hexdigest()
+        digest = sample_digest(seed, e.contact_key)
         return (not e.just_sent, digest)
 
     unique = {e.contact_key: e for e in candidates}

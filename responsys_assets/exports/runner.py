@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -352,50 +353,86 @@ def _send_destination(
         report.stopped_by = report.stopped_by or f"{type(exc).__name__}: {exc}"
         return True
     pinned = bool(handler.export.destination_override)
-    for batch in _batches(name, changes, batch_size, destination, pinned):
-        report.batches += 1
-        ledger.begin(conn, batch)
-        try:
-            outcome = handler.send(client, batch)
-        except OutcomeUnknown as exc:
-            report.errors[classify(exc)] += 1
-            report.batches_unknown += 1
-            ledger.settle(conn, batch, "unknown", error_class=classify(exc), error=str(exc))
-            if handler.idempotent:
-                ledger.release(conn, name, batch.batch_id, resend=True)
-            continue
-        except CapacityLimitExceeded as exc:
-            report.errors[classify(exc)] += 1
-            ledger.settle(conn, batch, "failed", error_class=classify(exc), error=str(exc))
-            report.stopped_by = (
-                f"account capacity limit reached; resume in {exc.resume_after:.0f} s"
+    # Batch k+1 travels while batch k is settled: the ledger write and the HTTP round trip take
+    # about as long as each other, so overlapping them nearly doubles calls per minute. Batch
+    # k+1 is begun (ledgered as pending) before it is sent, and batch k is settled before the
+    # answer for k+1 is awaited, so a kill at any point leaves the ledger exactly as before.
+    sent: tuple[ledger.Batch, SendOutcome] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"send-{name}") as sender:
+        for batch in _batches(name, changes, batch_size, destination, pinned):
+            report.batches += 1
+            ledger.begin(conn, batch)
+            answer = sender.submit(handler.send, client, batch)
+            if sent:
+                _settle_sent(
+                    conn,
+                    *sent,
+                    report,
+                    name=name,
+                    destination=destination,
+                    triggers=triggers,
+                    log=log,
+                )
+                sent = None
+            try:
+                outcome = answer.result()
+            except OutcomeUnknown as exc:
+                report.errors[classify(exc)] += 1
+                report.batches_unknown += 1
+                ledger.settle(conn, batch, "unknown", error_class=classify(exc), error=str(exc))
+                if handler.idempotent:
+                    ledger.release(conn, name, batch.batch_id, resend=True)
+                continue
+            except CapacityLimitExceeded as exc:
+                report.errors[classify(exc)] += 1
+                ledger.settle(conn, batch, "failed", error_class=classify(exc), error=str(exc))
+                report.stopped_by = (
+                    f"account capacity limit reached; resume in {exc.resume_after:.0f} s"
+                )
+                return False
+            except ResponsysError as exc:
+                report.errors[classify(exc)] += 1
+                ledger.settle(conn, batch, "failed", error_class=classify(exc), error=str(exc))
+                report.stopped_by = report.stopped_by or f"{type(exc).__name__}: {exc}"
+                return True
+            sent = (batch, outcome)
+        if sent:
+            _settle_sent(
+                conn, *sent, report, name=name, destination=destination, triggers=triggers, log=log
             )
-            return False
-        except ResponsysError as exc:
-            report.errors[classify(exc)] += 1
-            ledger.settle(conn, batch, "failed", error_class=classify(exc), error=str(exc))
-            report.stopped_by = report.stopped_by or f"{type(exc).__name__}: {exc}"
-            return True
-        ledger.settle(
-            conn,
-            batch,
-            "succeeded",
-            api_calls=outcome.api_calls,
-            sent_fields=outcome.sent_fields,
-            removed=outcome.removed,
-            rejected=outcome.rejected,
-        )
-        report.api_calls += outcome.api_calls
-        report.rejected += len(outcome.rejected)
-        for _, _, error_class, _ in outcome.rejected:
-            report.errors[error_class] += 1
-        report.removed += len(outcome.removed)
-        delivered = len(outcome.sent_fields)
-        if triggers:
-            report.triggered += delivered
-        else:
-            report.added += delivered
-        if log:
-            where = f" to {describe(destination)}" if destination else ""
-            log(f"{name}: batch {batch.batch_id} sent{where} ({len(batch.records)} records)")
     return True
+
+
+def _settle_sent(
+    conn: duckdb.DuckDBPyConnection,
+    batch: ledger.Batch,
+    outcome: SendOutcome,
+    report: ExportReport,
+    *,
+    name: str,
+    destination: Destination,
+    triggers: bool,
+    log=None,
+) -> None:
+    ledger.settle(
+        conn,
+        batch,
+        "succeeded",
+        api_calls=outcome.api_calls,
+        sent_fields=outcome.sent_fields,
+        removed=outcome.removed,
+        rejected=outcome.rejected,
+    )
+    report.api_calls += outcome.api_calls
+    report.rejected += len(outcome.rejected)
+    for _, _, error_class, _ in outcome.rejected:
+        report.errors[error_class] += 1
+    report.removed += len(outcome.removed)
+    delivered = len(outcome.sent_fields)
+    if triggers:
+        report.triggered += delivered
+    else:
+        report.added += delivered
+    if log:
+        where = f" to {describe(destination)}" if destination else ""
+        log(f"{name}: batch {batch.batch_id} sent{where} ({len(batch.records)} records)")

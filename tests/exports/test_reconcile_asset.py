@@ -127,6 +127,28 @@ def reconciliations(warehouse_path: Path, export: str) -> list[tuple]:
         conn.close()
 
 
+def enter_contact(warehouse_path: Path, emulator: EmulatorServer, riid: int) -> None:
+    email = f"p{riid}@example.com"
+    emulator.store.write_members(
+        LIST, [{"riid": riid, "email_address": email, "customer_id": f"C-{riid}"}], []
+    )
+    conn = open_warehouse(warehouse_path)
+    key = f"riid:{riid}"
+    add_contact(conn, key, riid=riid, email=email, email_sha256=sha256(email), recency_score=1)
+    add_change(conn, AUDIENCE, key, "ENTER")
+    conn.close()
+
+
+def test_a_run_that_writes_nothing_reads_nothing_back(warehouse_path, emulator):
+    """A no-change run stays free of API calls: Retrieve APIs are paced at about 100 a minute."""
+    assert reconcile_check(materialize(LIST_EXPORT, warehouse_path, emulator)).passed
+    before = len(emulator.store.api_calls())
+    check = reconcile_check(materialize(LIST_EXPORT, warehouse_path, emulator))
+    assert check.passed and check.metadata["reconcile_checked"].value == 0
+    assert "wrote nothing" in check.description
+    assert [c["api"] for c in emulator.store.api_calls()[before:]] == []
+
+
 def exit_contact(warehouse_path: Path, riid: int) -> None:
     conn = open_warehouse(warehouse_path)
     add_change(conn, AUDIENCE, f"riid:{riid}", "EXIT")
@@ -161,6 +183,8 @@ def test_edits_in_responsys_fail_the_check_naming_record_and_field(warehouse_pat
     store.write_pet_rows(LIST, PET, {103: {**pet_row, "RECENCY_SCORE": "0"}})
     [supp_key] = [r["pk"] for r in store.supp_rows(FOLDER, TABLE) if r["pk"][0] == "101"]
     assert store.delete_supp_row(FOLDER, TABLE, Store.supp_key(supp_key))
+    # A run reads back only when it wrote something: contact 104 enters the audience.
+    enter_contact(warehouse_path, emulator, 104)
 
     list_check = reconcile_check(materialize(LIST_EXPORT, warehouse_path, emulator))
     assert not list_check.passed
@@ -184,7 +208,7 @@ def test_edits_in_responsys_fail_the_check_naming_record_and_field(warehouse_pat
     assert drifted(table_check) == ["RIID=101, CAMPAIGN_ID=vip_table: missing_in_responsys"]
 
     [_, latest] = reconciliations(warehouse_path, LIST_EXPORT.name)
-    assert latest[:5] == (3, 1, 1, 1, 0)
+    assert latest[:5] == (4, 2, 1, 1, 0)
     assert "RIID_ 101" in latest[5] and "@" not in latest[5]
 
 
@@ -197,6 +221,7 @@ def test_a_deleted_exit_found_again_is_still_present(warehouse_path, emulator):
     assert emulator.store.pet_rows_for(LIST, PET, [103]) == {}
     # Someone puts 103's row back by hand.
     emulator.store.write_pet_rows(LIST, PET, {103: {"RECENCY_SCORE": "43"}})
+    enter_contact(warehouse_path, emulator, 104)  # the next run writes, so it reads back
     check = reconcile_check(materialize(PET_EXPORT, warehouse_path, emulator))
     assert drifted(check) == ["RIID_ 103: still_present"]
 
@@ -211,6 +236,7 @@ def test_marked_exits_are_checked_for_their_mark(warehouse_path, emulator):
     store.write_supp_rows(
         FOLDER, TABLE, {Store.supp_key(row["pk"]): {**row["fields"], "IN_AUDIENCE": "1"}}
     )
+    enter_contact(warehouse_path, emulator, 104)  # the next run writes, so it reads back
     check = reconcile_check(materialize(TABLE_EXPORT, warehouse_path, emulator))
     assert drifted(check) == ["RIID=102, CAMPAIGN_ID=vip_table: field_differs IN_AUDIENCE"]
 
