@@ -163,17 +163,17 @@ def main() -> int:
         "--small-rows", type=int, default=1_000_000, help="the smaller file for the memory check"
     )
     parser.add_argument(
-        "--events", type=int, default=10_000_000, help="events in DuckDB (audiences)"
+        "--events", type=int, default=50_000_000, help="events in DuckDB (audiences)"
     )
     parser.add_argument("--contacts", type=int, default=1_000_000, help="contacts (audiences)")
     parser.add_argument(
-        "--export-members", type=int, default=100_000, help="audience members to backfill"
+        "--export-members", type=int, default=1_000_000, help="audience members to backfill"
     )
     parser.add_argument(
         "--export-limit",
         type=int,
-        default=120,
-        help="mergeListMembers calls per minute (low enough that the backfill spans minutes)",
+        default=600,
+        help="mergeListMembers calls per minute (the 1M backfill then spans about 8 minutes)",
     )
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (debugging)")
     args = parser.parse_args()

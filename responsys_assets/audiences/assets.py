@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from responsys_assets.audiences.incremental import update_profiles
 from responsys_assets.audiences.memberships import evaluate_audiences
-from responsys_assets.audiences.profiles import build_profiles, normalise_as_of, timestamp_literal
+from responsys_assets.audiences.profiles import normalise_as_of, timestamp_literal
 from responsys_assets.audiences.rules import AudienceDefinition, rule_input_sql
-from responsys_assets.audiences.scores import build_scores, propensity_calibration, score_deciles
+from responsys_assets.audiences.scores import propensity_calibration, score_deciles
 from responsys_assets.config import ProjectConfig
 from responsys_assets.ingest.assets import EVENTS
 from responsys_assets.resources.warehouse import WRITER_POOL, WarehouseResource
@@ -50,8 +51,7 @@ def build_audience_assets(config: ProjectConfig, audiences: list[AudienceDefinit
         with warehouse.connect() as conn:
             conn.execute("begin transaction")
             try:
-                count = build_profiles(conn, as_of)
-                build_scores(conn, as_of)
+                build = update_profiles(conn, as_of)  # incremental when safe, else full
                 conn.execute("commit")
             except BaseException:
                 conn.execute("rollback")
@@ -61,11 +61,18 @@ def build_audience_assets(config: ProjectConfig, audiences: list[AudienceDefinit
             suppressed = conn.execute(
                 "select count(*) filter (where suppressed) from audiences.profiles"
             ).fetchone()[0]
-        context.log.info(f"{count:,} profiles as of {as_of:%Y-%m-%d %H:%M:%S} UTC")
+        context.log.info(
+            f"{build.profiles:,} profiles as of {as_of:%Y-%m-%d %H:%M:%S} UTC"
+            f" ({build.mode} build: {build.reason})"
+        )
         return dg.MaterializeResult(
             metadata={
                 "as_of": as_of.isoformat(),
-                "profiles": count,
+                "profiles": build.profiles,
+                "build_mode": build.mode,
+                "build_reason": build.reason,
+                "rebuilt_profiles": build.rebuilt_profiles,
+                "events_read": build.changed_events,
                 "suppressed": suppressed,
                 "score_deciles": dg.MetadataValue.json(deciles),
                 "propensity_calibration": dg.MetadataValue.md(

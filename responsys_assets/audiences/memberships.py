@@ -2,24 +2,25 @@
 
 An evaluation runs every rule over the profiles as of one time, diffs the result against the
 current memberships and, in one transaction, appends the changes (which exports read by change_id)
-and replaces the memberships. Members keep their `entered_at` while they stay.
+and updates the memberships that changed. Members keep their `entered_at` while they stay.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import duckdb
 
-from responsys_assets.audiences.profiles import build_profiles, normalise_as_of, timestamp_literal
+from responsys_assets.audiences.incremental import BuildOutcome, update_profiles
+from responsys_assets.audiences.profiles import normalise_as_of, timestamp_literal
 from responsys_assets.audiences.rules import (
     AudienceDefinition,
     rule_input_sql,
     validate_rules,
 )
-from responsys_assets.audiences.scores import build_scores, require_profiles_as_of, score_deciles
+from responsys_assets.audiences.scores import require_profiles_as_of, score_deciles
 
 
 @dataclass(frozen=True)
@@ -37,19 +38,29 @@ class EvaluationResult:
     as_of: datetime
     audiences: dict[str, AudienceOutcome]
     score_deciles: dict[str, list[float]] = field(default_factory=dict)
+    build: BuildOutcome | None = None  # how profiles and scores were brought to as_of (recompute)
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _members_sql(definition: AudienceDefinition, as_of_literal: str) -> str:
-    # The rule has passed validate_rules: one expression over the rule input's columns.
-    return (
-        "insert into _audience_members"
-        f" select ?, contact_key, riid, email, suppressed from ({rule_input_sql()})"
-        f" where as_of = {as_of_literal} and ({definition.rule}\n)"
-    )
+def _members_sql(definitions: list[AudienceDefinition], as_of_literal: str) -> str:
+    """Every audience's members in one pass over the rule input: one boolean per rule, unnested
+    with the audience names ($names), so profiles and scores are joined and read once."""
+    # Each rule has passed validate_rules: one expression over the rule input's columns.
+    hits = ",\n".join(f"coalesce(({d.rule}\n), false)" for d in definitions)
+    return f"""
+        insert into _audience_members
+        select audience, contact_key, riid, email, suppressed
+        from (
+            select contact_key, riid, email, suppressed,
+                   unnest($names::varchar[]) as audience, unnest([{hits}]) as member
+            from ({rule_input_sql()})
+            where as_of = {as_of_literal}
+        )
+        where member
+    """
 
 
 def evaluate_audiences(
@@ -75,8 +86,10 @@ def evaluate_audiences(
             " (audience varchar, contact_key varchar, riid bigint, email varchar,"
             " suppressed boolean)"
         )
-        for definition in definitions:
-            conn.execute(_members_sql(definition, literal), [definition.name])
+        if definitions:
+            conn.execute(
+                _members_sql(definitions, literal), {"names": [d.name for d in definitions]}
+            )
         outcomes = _apply_changes(conn, definitions, evaluation_id, as_of)
         conn.execute(
             "update audiences.evaluations set finished_at = ? where evaluation_id = ?",
@@ -96,7 +109,31 @@ def _apply_changes(
     evaluation_id: int,
     as_of: datetime,
 ) -> dict[str, AudienceOutcome]:
-    """Append ENTER/EXIT rows, replace memberships, record sizes (in the caller's transaction)."""
+    """Append ENTER/EXIT rows, update memberships, record sizes (in the caller's transaction).
+
+    One join of the new members with the current ones finds who entered, who exited and whose
+    riid, email or suppression changed; only those rows of audiences.memberships are rewritten.
+    """
+    conn.execute(
+        """
+        create or replace temp table _membership_diff as
+        select
+            coalesce(c.audience, m.audience) as audience,
+            coalesce(c.contact_key, m.contact_key) as contact_key,
+            case when m.contact_key is null then 'ENTER' when c.contact_key is null then 'EXIT' end
+                as change,
+            coalesce(c.riid, m.riid) as riid,
+            coalesce(c.email, m.email) as email,
+            coalesce(c.suppressed, m.suppressed) as suppressed,
+            coalesce(m.entered_at, $as_of::timestamp) as entered_at
+        from _audience_members as c
+        full outer join audiences.memberships as m using (audience, contact_key)
+        where m.contact_key is null or c.contact_key is null
+           or c.riid is distinct from m.riid or c.email is distinct from m.email
+           or c.suppressed is distinct from m.suppressed
+        """,
+        {"as_of": as_of},
+    )
     conn.execute(
         """
         insert into audiences.membership_changes
@@ -104,21 +141,10 @@ def _apply_changes(
              suppressed)
         select nextval('audiences.membership_change_ids'), *
         from (
-            select audience, contact_key, riid, email, 'ENTER', $as_of::timestamp, $evaluation_id,
+            select audience, contact_key, riid, email, change, $as_of::timestamp, $evaluation_id,
                    suppressed
-            from _audience_members as c
-            where not exists (
-                select 1 from audiences.memberships as m
-                where m.audience = c.audience and m.contact_key = c.contact_key
-            )
-            union all
-            select audience, contact_key, riid, email, 'EXIT', $as_of::timestamp, $evaluation_id,
-                   suppressed
-            from audiences.memberships as m
-            where not exists (
-                select 1 from _audience_members as c
-                where c.audience = m.audience and c.contact_key = m.contact_key
-            )
+            from _membership_diff
+            where change is not null
             order by 1, 5, 2
         )
         """,
@@ -131,27 +157,30 @@ def _apply_changes(
             select audience,
                    count(*) filter (where change = 'ENTER'),
                    count(*) filter (where change = 'EXIT')
-            from audiences.membership_changes
-            where evaluation_id = ?
+            from _membership_diff
             group by audience
-            """,
-            [evaluation_id],
+            """
         ).fetchall()
     }
     conn.execute(
         """
-        create or replace temp table _new_memberships as
-        select c.audience, c.contact_key, c.riid, c.email,
-               coalesce(m.entered_at, $as_of::timestamp) as entered_at,
-               $evaluation_id as evaluation_id, c.suppressed
-        from _audience_members as c
-        left join audiences.memberships as m using (audience, contact_key)
-        """,
-        {"as_of": as_of, "evaluation_id": evaluation_id},
+        delete from audiences.memberships as m
+        using _membership_diff as d
+        where m.audience = d.audience and m.contact_key = d.contact_key
+        """
     )
-    conn.execute("delete from audiences.memberships")
-    conn.execute("insert into audiences.memberships by name select * from _new_memberships")
-    conn.execute("drop table _new_memberships")
+    conn.execute(
+        """
+        insert into audiences.memberships
+            (audience, contact_key, riid, email, entered_at, evaluation_id, suppressed)
+        select audience, contact_key, riid, email, entered_at, $evaluation_id, suppressed
+        from _membership_diff
+        where change is distinct from 'EXIT'
+        """,
+        {"evaluation_id": evaluation_id},
+    )
+    conn.execute("update audiences.memberships set evaluation_id = ?", [evaluation_id])
+    conn.execute("drop table _membership_diff")
     sizes = {
         row[0]: row[1:]
         for row in conn.execute(
@@ -185,11 +214,22 @@ def audience_history(conn: duckdb.DuckDBPyConnection) -> list[tuple[int, datetim
 
 
 def recompute(
-    conn: duckdb.DuckDBPyConnection, definitions: Iterable[AudienceDefinition], as_of: datetime
+    conn: duckdb.DuckDBPyConnection,
+    definitions: Iterable[AudienceDefinition],
+    as_of: datetime,
+    *,
+    mode: str = "full",
 ) -> EvaluationResult:
-    """Rebuild profiles and scores as of `as_of`, then evaluate the audiences on them."""
+    """Bring profiles and scores to `as_of` (in full, or incrementally when safe with mode
+    "auto"), then evaluate the audiences on them."""
     definitions = list(definitions)
     validate_rules(conn, definitions)  # fail on a bad rule before the expensive rebuild
-    build_profiles(conn, as_of)
-    build_scores(conn, as_of)
-    return evaluate_audiences(conn, definitions, as_of)
+    conn.execute("begin transaction")
+    try:
+        build = update_profiles(conn, as_of, mode=mode)
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    result = evaluate_audiences(conn, definitions, as_of)
+    return replace(result, build=build)

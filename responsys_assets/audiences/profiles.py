@@ -1,8 +1,10 @@
 """Contact profiles as of a point in time: identity, event counts, permission and suppression.
 
-The SQL lives in profiles.sql; column meanings are in docs/scores.md. Profiles are rebuilt whole
-for an evaluation time `as_of`, so recomputing a past day gives the same rows however many later
-events were loaded since.
+Two steps, both SQL: aggregates.sql turns events and contacts-file rows into one row of sums and
+maxima per contact (audiences.contact_aggregates), and profiles.sql derives the profile columns
+from those. A full build reads every event once; incremental.py merges only what changed. Column
+meanings are in docs/scores.md. Only facts at or before `as_of` count, so recomputing a past day
+gives the same rows however many later events were loaded since.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from pathlib import Path
 
 import duckdb
 
+from responsys_assets.audiences.build_state import record_build
+
+AGGREGATES_SQL = Path(__file__).with_name("aggregates.sql")
 PROFILES_SQL = Path(__file__).with_name("profiles.sql")
 
 
@@ -27,11 +32,41 @@ def timestamp_literal(as_of: datetime) -> str:
     return f"TIMESTAMP '{normalise_as_of(as_of).isoformat(sep=' ', timespec='microseconds')}'"
 
 
-def render_sql(path: Path, as_of: datetime) -> str:
-    return path.read_text(encoding="utf-8").replace("{as_of}", timestamp_literal(as_of))
+def render_sql(path: Path, as_of: datetime, **names: str) -> str:
+    """The SQL file with {as_of} and the relation names in `names` filled in (ours, never input)."""
+    sql = path.read_text(encoding="utf-8").replace("{as_of}", timestamp_literal(as_of))
+    for key, value in names.items():
+        sql = sql.replace("{" + key + "}", value)
+    return sql
+
+
+def aggregate_contacts(
+    conn: duckdb.DuckDBPyConnection,
+    as_of: datetime,
+    *,
+    events: str = "responsys.events",
+    contacts: str = "responsys.contacts",
+    target: str = "_contact_aggregates",
+) -> None:
+    """Per-contact aggregates as of `as_of` of the rows in `events` and `contacts` into `target`."""
+    conn.execute(render_sql(AGGREGATES_SQL, as_of, events=events, contacts=contacts, target=target))
+
+
+def profile_rows_sql(as_of: datetime, aggregates: str) -> str:
+    """A SELECT of profile rows as of `as_of` for the contacts in the relation `aggregates`."""
+    return render_sql(PROFILES_SQL, as_of, aggregates=aggregates)
 
 
 def build_profiles(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> int:
-    """Rebuild audiences.profiles from the events and contacts known at `as_of`; returns rows."""
-    conn.execute(render_sql(PROFILES_SQL, as_of))
+    """Rebuild audiences.profiles in full from the events and contacts known at `as_of`."""
+    aggregate_contacts(conn, as_of)
+    conn.execute(
+        "create or replace table audiences.contact_aggregates as select * from _contact_aggregates"
+    )
+    conn.execute("drop table _contact_aggregates")
+    conn.execute(
+        "create or replace table audiences.profiles as "
+        + profile_rows_sql(as_of, "audiences.contact_aggregates")
+    )
+    record_build(conn, normalise_as_of(as_of), "full", "a full build was asked for")
     return conn.execute("select count(*) from audiences.profiles").fetchall()[0][0]
