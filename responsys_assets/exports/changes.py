@@ -110,11 +110,23 @@ def pending_changes(
     return pending
 
 
-def previously_sent(conn: duckdb.DuckDBPyConnection, export: str) -> dict[str, dict]:
-    """contact_key -> fields last written, for exits and dry-run diffs."""
-    rows = conn.execute(
-        "select contact_key, fields from exports.last_sent where export = ?", [export]
-    ).fetchall()
+def previously_sent(
+    conn: duckdb.DuckDBPyConnection, export: str, keys: Collection[str] | None = None
+) -> dict[str, dict]:
+    """contact_key -> fields last written, for exits, UPDATEs and dry-run diffs; only for `keys`
+    when given (a million-member list is not loaded into Python for a run with no changes)."""
+    if keys is None:
+        rows = conn.execute(
+            "select contact_key, fields from exports.last_sent where export = ?", [export]
+        ).fetchall()
+    elif not keys:
+        return {}
+    else:
+        rows = conn.execute(
+            "select contact_key, fields from exports.last_sent "
+            "where export = ? and contact_key in (select unnest(?::varchar[]))",
+            [export, list(keys)],
+        ).fetchall()
     return {key: json.loads(fields) if fields else {} for key, fields in rows}
 
 

@@ -212,8 +212,9 @@ def run_export(
             report.seconds = time.perf_counter() - started
             return report
     changes, upto = _plan(conn, name, audience, backfill)
-    before = previously_sent(conn, name)
-    if getattr(handler, "sends_updates", False):
+    updates = getattr(handler, "sends_updates", False)  # UPDATEs compare every member
+    before = previously_sent(conn, name, None if updates else {c.contact_key for c in changes})
+    if updates:
         changes += pending_updates(
             conn,
             name,
