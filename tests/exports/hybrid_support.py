@@ -20,10 +20,28 @@ import duckdb
 
 from responsys_assets.config import FileImportConfig, MergeRuleConfig, ProfileListExport
 from responsys_assets.resources.sftp import SFTPSource
+from responsys_assets.sandbox.api_emulator import EmulatorServer, EmulatorSettings
 from tests.exports.warehouse_rows import AS_OF, sha256
 
 LIST, FOLDER, AUDIENCE, REMOTE_DIR = "CONTACTS_LIST", "Exports", "vip", "/import"
 FIRST_RIID = 1000
+
+
+def seeded_emulator(folder: Path, username: str, password: str, members: int) -> EmulatorServer:
+    """An emulator (not started) whose list already holds `members` contacts from FIRST_RIID:
+    a list merge with insert_on_no_match false finds everyone the tests send."""
+    server = EmulatorServer(folder, EmulatorSettings(username=username, password=password))
+    server.store.ensure_folder(FOLDER)
+    server.store.ensure_list(LIST, FOLDER)
+    server.store.write_members(
+        LIST,
+        [
+            {"riid": r, "email_address": email(r), "email_sha256_hash": sha256(email(r))}
+            for r in range(FIRST_RIID, FIRST_RIID + members)
+        ],
+        [],
+    )
+    return server
 
 
 def list_export(threshold: int = 5, **overrides) -> ProfileListExport:

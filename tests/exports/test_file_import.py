@@ -22,24 +22,23 @@ from responsys_assets.exports.changes import latest_change_id, watermark
 from responsys_assets.exports.handlers import handler_for
 from responsys_assets.exports.runner import ExportReport, run_export
 from responsys_assets.resources.responsys_api import ResponsysClient
-from responsys_assets.sandbox.api_emulator import EmulatorServer, EmulatorSettings
+from responsys_assets.sandbox.api_emulator import EmulatorServer
 from responsys_assets.sandbox.keys import ensure_ssh_keys
 from responsys_assets.sandbox.sftp_server import SandboxSFTPServer
 from responsys_assets.settings import PROJECT_ROOT
 from tests.exports.hybrid_support import (
     AUDIENCE,
     FIRST_RIID,
-    FOLDER,
     LIST,
     REMOTE_DIR,
     StallingProxy,
     add_changes,
     add_people,
-    email,
     list_export,
+    seeded_emulator,
     sftp_factory,
 )
-from tests.exports.warehouse_rows import open_warehouse, sha256
+from tests.exports.warehouse_rows import open_warehouse
 
 USER, PASSWORD = "api_user", "hybrid-Pass-1"
 PEOPLE = range(FIRST_RIID, FIRST_RIID + 12)
@@ -49,19 +48,7 @@ SUPPRESSED = {FIRST_RIID + 3}  # opted out: in no file, in no call
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
     """A list already holding everyone the tests will send (and a few more)."""
-    server = EmulatorServer(
-        tmp_path / "emulator", EmulatorSettings(username=USER, password=PASSWORD)
-    )
-    server.store.ensure_folder(FOLDER)
-    server.store.ensure_list(LIST, FOLDER)
-    server.store.write_members(
-        LIST,
-        [
-            {"riid": r, "email_address": email(r), "email_sha256_hash": sha256(email(r))}
-            for r in range(FIRST_RIID, FIRST_RIID + 2000)
-        ],
-        [],
-    )
+    server = seeded_emulator(tmp_path / "emulator", USER, PASSWORD, members=2000)
     server.start()
     yield server
     server.stop()

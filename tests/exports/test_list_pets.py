@@ -15,7 +15,7 @@ from responsys_assets.config import ConfigError, parse_config
 from responsys_assets.exports.handlers import handler_for
 from responsys_assets.exports.runner import ExportReport, run_export
 from responsys_assets.resources.responsys_api import ResponsysClient
-from responsys_assets.sandbox.api_emulator import EmulatorServer, EmulatorSettings
+from responsys_assets.sandbox.api_emulator import EmulatorServer
 from responsys_assets.validation import validate_project
 from tests.exports.hybrid_support import (
     AUDIENCE,
@@ -26,8 +26,9 @@ from tests.exports.hybrid_support import (
     add_people,
     email,
     list_export,
+    seeded_emulator,
 )
-from tests.exports.warehouse_rows import open_warehouse, sha256
+from tests.exports.warehouse_rows import open_warehouse
 
 USER, PASSWORD = "api_user", "side-Pets-1"
 PEOPLE = range(FIRST_RIID, FIRST_RIID + 6)
@@ -42,19 +43,7 @@ SEGMENTS = {"name": "RA_SEGMENTS", "audiences": [AUDIENCE, LAPSING]}
 
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
-    server = EmulatorServer(
-        tmp_path / "emulator", EmulatorSettings(username=USER, password=PASSWORD)
-    )
-    server.store.ensure_folder(FOLDER)
-    server.store.ensure_list(LIST, FOLDER)
-    server.store.write_members(
-        LIST,
-        [
-            {"riid": r, "email_address": email(r), "email_sha256_hash": sha256(email(r))}
-            for r in range(FIRST_RIID, FIRST_RIID + 20)
-        ],
-        [],
-    )
+    server = seeded_emulator(tmp_path / "emulator", USER, PASSWORD, members=20)
     server.start()
     yield server
     server.stop()
