@@ -54,17 +54,6 @@ def warehouse_now(conn: duckdb.DuckDBPyConnection) -> datetime:
 # --------------------------------------------------------------------------- expectations
 
 
-def _has_column(conn: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
-    schema, name = table.split(".")
-    return bool(
-        conn.execute(
-            "select count(*) from information_schema.columns "
-            "where table_schema = ? and table_name = ? and column_name = ?",
-            [schema, name, column],
-        ).fetchone()[0]
-    )
-
-
 def _destination(raw) -> dict:
     """Where a record was written when the export overrides its destination per record."""
     if not raw:
@@ -79,9 +68,8 @@ def _sent_records(
     """(contact_key, fields, just_sent, destination) of the records in exports.last_sent that
     come first in the sample order (choose_sample's): at most `size`, chosen in SQL, so a
     million-member list costs one bounded query, not a million rows in Python."""
-    destination = "destination" if _has_column(conn, "exports.last_sent", "destination") else "null"
     rows = conn.execute(
-        f"select contact_key, fields, sent_at >= $since, {destination} from exports.last_sent "
+        "select contact_key, fields, sent_at >= $since, destination from exports.last_sent "
         "where export = $export "
         "order by sent_at >= $since desc, sha256($seed || '/' || contact_key) limit $size",
         {"since": since, "export": export_name, "seed": seed, "size": size},
@@ -96,25 +84,16 @@ def _exits(
 ) -> list[tuple[PendingChange, bool, dict]]:
     """Exits that reached Responsys and are each contact's latest sent change, with the contact's
     profile as it is now (for its identifiers); the first `size` in the sample order."""
-    has_destinations = bool(
-        conn.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'exports' and table_name = 'record_destinations'"
-        ).fetchone()[0]
-    )
-    destination = (
-        "(select d.destination from exports.record_destinations d where d.export = s.export "
-        "and d.contact_key = s.contact_key and d.change_id = s.change_id)"
-        if has_destinations
-        else "null"
-    )
     cursor = conn.execute(
-        f"""
+        """
         with latest as (
             select s.*, row_number() over (partition by s.contact_key order by s.change_id desc) rn
             from exports.sent_records s where s.export = $export
         )
-        select s.change_id, s.contact_key, l.finished_at >= $since, {destination},
+        select s.change_id, s.contact_key, l.finished_at >= $since,
+               (select d.destination from exports.record_destinations d
+                where d.export = s.export and d.contact_key = s.contact_key
+                  and d.change_id = s.change_id),
                p.*, sc.* exclude (contact_key, as_of)
         from latest s
         join exports.ledger l on l.export = s.export and l.batch_id = s.batch_id
