@@ -301,7 +301,13 @@ def _measure(work: Path, home: Path, rows: int, small_rows: int) -> tuple[list[R
     rss_plain = max(download.peak_rss_mb, ours_load.peak_rss_mb)
     rss_small = max(small_download.peak_rss_mb, small_load.peak_rss_mb)
     rss_enc = max(enc_download.peak_rss_mb, decrypt.peak_rss_mb, ours_load.peak_rss_mb)
-    raw.update(e2e_plain_seconds=e2e_plain, e2e_encrypted_seconds=e2e_enc)
+    # The ceiling for e2e plaintext: both stages at their limits, one after the other.
+    e2e_ceiling = cli_s + duck_s
+    raw.update(
+        e2e_plain_seconds=e2e_plain,
+        e2e_encrypted_seconds=e2e_enc,
+        e2e_plain_ceiling_seconds=e2e_ceiling,
+    )
     duck_rate = fmt_rate(size, duck_s)
     rows_out = [
         Row(
@@ -340,6 +346,16 @@ def _measure(work: Path, home: Path, rows: int, small_rows: int) -> tuple[list[R
             duck_s / e2e_plain,
             ">= 0.70",
             duck_s / e2e_plain >= 0.7,
+        ),
+        Row(
+            "end-to-end plaintext ceiling: OpenSSH sftp then DuckDB read_csv "
+            f"(the two limits chained), {label}",
+            fmt_rate(size, e2e_ceiling),
+            duck_rate,
+            "DuckDB `read_csv` into a table",
+            duck_s / e2e_ceiling,
+            "reference for the >= 0.70 e2e target",
+            None,
         ),
         Row(
             f"end-to-end encrypted ingest (download + decrypt + parse + load), {label}",
