@@ -39,7 +39,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pandera.errors
 import polars as pl
 
-from responsys_assets.ingest.contracts import RESPONSYS_DATE_FORMAT, column_order, schema_for
+from responsys_assets.ingest.contracts import (
+    RESPONSYS_DATE_FORMAT,
+    column_order,
+    contract_holds,
+    schema_for,
+)
 from responsys_assets.ingest.feeds import LAYOUTS, FeedLayout
 
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
@@ -343,7 +348,8 @@ class _Typing:
             raw, typed = raw.filter(~bad), typed.filter(~bad)
         typed = typed.drop(_FAILED)
         try:
-            self.schema.validate(typed, lazy=True)
+            if not contract_holds(self.schema, typed):
+                self.schema.validate(typed, lazy=True)
         except pandera.errors.SchemaErrors as exc:
             failures = exc.failure_cases
             if failures.get_column("index").null_count():
