@@ -40,6 +40,8 @@ class BuildPlan:
     reason: str
     previous_as_of: datetime | None = None
     new_files: tuple[str, ...] = ()
+    # rows of responsys.events and responsys.contacts, all with a RIID (incremental plans only)
+    row_counts: tuple[int, int] | None = None
 
 
 def sql_string_list(values: tuple[str, ...] | list[str]) -> str:
@@ -105,8 +107,9 @@ def plan_build(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> BuildPlan:
             """
         ).fetchall()
     )
+    row_counts = []
     for table, before in (("responsys.events", events), ("responsys.contacts", contacts)):
-        now, _ = _count(conn, table)
+        now = conn.execute(f"select count(*) from {table}").fetchall()[0][0]
         added, anonymous_added = _count(conn, table, new_files) if new_files else (0, 0)
         if now != before + added:
             return BuildPlan(
@@ -116,14 +119,27 @@ def plan_build(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> BuildPlan:
             )
         if anonymous_added:
             return BuildPlan("full", f"new rows in {table} without a RIID")
+        row_counts.append(now)
     files = f"{len(new_files)} new file(s)" if new_files else "no new file"
-    return BuildPlan("incremental", f"{files} since {previous}", previous, new_files)
+    return BuildPlan(
+        "incremental", f"{files} since {previous}", previous, new_files, tuple(row_counts)
+    )
 
 
-def record_build(conn: duckdb.DuckDBPyConnection, as_of: datetime, mode: str, reason: str) -> None:
-    """Remember what this build read, for the next plan_build."""
-    events, anonymous_events = _count(conn, "responsys.events")
-    contacts, anonymous_contacts = _count(conn, "responsys.contacts")
+def record_build(
+    conn: duckdb.DuckDBPyConnection,
+    as_of: datetime,
+    mode: str,
+    reason: str,
+    row_counts: tuple[int, int] | None = None,
+) -> None:
+    """Remember what this build read, for the next plan_build. `row_counts` are the plan's
+    (rows without a RIID ruled out there), so an incremental build does not count again."""
+    if row_counts is not None:
+        (events, contacts), anonymous_events, anonymous_contacts = row_counts, 0, 0
+    else:
+        events, anonymous_events = _count(conn, "responsys.events")
+        contacts, anonymous_contacts = _count(conn, "responsys.contacts")
     conn.execute("delete from audiences.build_state")
     conn.execute(
         "insert into audiences.build_state values (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -135,7 +135,7 @@ def build_incremental(
         conn.execute(f"drop table {table}")
     for table in ("_changed_contacts", "_changed_all", "_changed_old"):
         conn.execute(f"drop table {table}")
-    record_build(conn, as_of, "incremental", plan.reason)
+    record_build(conn, as_of, "incremental", plan.reason, plan.row_counts)
     return rederived, changed_events
 
 
