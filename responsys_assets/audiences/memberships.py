@@ -8,7 +8,7 @@ and updates the memberships that changed. Members keep their `entered_at` while 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import duckdb
@@ -20,7 +20,7 @@ from responsys_assets.audiences.rules import (
     rule_input_sql,
     validate_rules,
 )
-from responsys_assets.audiences.scores import require_profiles_as_of, score_deciles
+from responsys_assets.audiences.scores import require_profiles_as_of
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,6 @@ class EvaluationResult:
     evaluation_id: int
     as_of: datetime
     audiences: dict[str, AudienceOutcome]
-    score_deciles: dict[str, list[float]] = field(default_factory=dict)
     build: BuildOutcome | None = None  # how profiles and scores were brought to as_of (recompute)
 
 
@@ -100,7 +99,7 @@ def evaluate_audiences(
     except BaseException:
         conn.execute("rollback")
         raise
-    return EvaluationResult(evaluation_id, as_of, outcomes, score_deciles(conn))
+    return EvaluationResult(evaluation_id, as_of, outcomes)
 
 
 def _apply_changes(
