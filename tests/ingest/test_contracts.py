@@ -116,3 +116,27 @@ def test_a_rule_it_cannot_translate_sends_the_frame_to_pandera() -> None:
     schema = schema.update_column("source_file", checks=[pa.Check.str_length(min_value=1)])
     assert not contract_holds(schema, _events())
     assert _pandera_passes(schema, _events())
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        pa.Check.ge(2),
+        pa.Check.gt(2),
+        pa.Check.le(4),
+        pa.Check.lt(4),
+        pa.Check.in_range(2, 4),
+        pa.Check.in_range(2, 4, include_min=False, include_max=False),
+        pa.Check.isin([1, 3]),
+    ],
+    ids=lambda check: f"{check.name}{sorted(check.statistics.items())}",
+)
+def test_every_translated_rule_agrees_with_pandera_value_by_value(check: pa.Check) -> None:
+    schema = pa.DataFrameSchema(
+        {"n": pa.Column(pl.Int64, checks=[check], nullable=True)}, strict=True, ordered=True
+    )
+    for value in (None, 0, 1, 2, 3, 4, 5):
+        frame = pl.DataFrame({"n": [3 if value != 3 else 2, value]}, schema={"n": pl.Int64})
+        whole = pl.DataFrame({"n": [value]}, schema={"n": pl.Int64})
+        for case in (frame, whole):
+            assert contract_holds(schema, case) == _pandera_passes(schema, case), (value, case)
