@@ -17,48 +17,9 @@ import duckdb
 import pytest
 
 from responsys_assets.settings import PROJECT_ROOT
+from tests.e2e.cli_support import cli_env, run_cli
 
 pytestmark = pytest.mark.e2e
-
-CLI = [sys.executable, "-m", "responsys_assets"]
-
-
-def short_history_config(tmp: Path) -> Path:
-    """The shipped example, with the campaign trigger on an audience 3 days of data can fill
-    ("cooling_off" needs more than a week of history)."""
-    text = (PROJECT_ROOT / "responsys_assets/example_config.yaml").read_text()
-    text = text.replace("audience: cooling_off", "audience: engaged")
-    path = tmp / "config.yaml"
-    path.write_text(text)
-    return path
-
-
-def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONSYS_")}
-    env.update(
-        {
-            "RESPONSYS_CONFIG": str(short_history_config(tmp)),
-            "RESPONSYS_WAREHOUSE": str(tmp / "warehouse.duckdb"),
-            "RESPONSYS_LANDING_DIR": str(tmp / "landing"),
-            "RESPONSYS_SANDBOX_DIR": str(tmp / "sandbox"),
-            "RESPONSYS_SANDBOX_CONTACTS": "300",
-            "RESPONSYS_SANDBOX_DAYS": "3",
-            "DAGSTER_HOME": str(tmp / "dagster_home"),
-        }
-    )
-    env.update(extra)
-    return env
-
-
-def run_cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*CLI, *args],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def data_calls(state: Path) -> int:
@@ -71,12 +32,9 @@ def data_calls(state: Path) -> int:
         ).fetchone()[0]
 
 
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cli")
-    env = cli_env(tmp)
-    result = run_cli(env, "run")
-    return tmp, env, result
+@pytest.fixture
+def first_run(cli_first_run):
+    return cli_first_run.tmp, cli_first_run.env, cli_first_run.result
 
 
 def test_first_run_flows_end_to_end(first_run):

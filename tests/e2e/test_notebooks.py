@@ -1,4 +1,4 @@
-"""The notebooks run top to bottom, with plots, against a demo warehouse built by the real CLI.
+"""The notebooks run top to bottom, with plots, against a warehouse built by the real CLI.
 
 Executed copies are saved to test-artifacts/notebooks/ (git-ignored) for inspection.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from responsys_assets.notebook import snapshot_path
 from responsys_assets.settings import PROJECT_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -25,32 +23,13 @@ ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "notebooks"
 
 
 @pytest.fixture(scope="module")
-def demo_warehouse(tmp_path_factory) -> Path:
-    """One `responsys-assets run` on a small sandbox: 300 contacts, 14 days of events."""
-    tmp = tmp_path_factory.mktemp("notebooks")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONSYS_")}
-    env.update(
-        {
-            "RESPONSYS_WAREHOUSE": str(tmp / "warehouse.duckdb"),
-            "RESPONSYS_LANDING_DIR": str(tmp / "landing"),
-            "RESPONSYS_SANDBOX_DIR": str(tmp / "sandbox"),
-            "RESPONSYS_SANDBOX_CONTACTS": "300",
-            "RESPONSYS_SANDBOX_DAYS": "4",
-            "DAGSTER_HOME": str(tmp / "dagster_home"),
-        }
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "responsys_assets", "run"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=840,
-    )
+def demo_warehouse(cli_first_run) -> Path:
+    """The warehouse of the CLI tests' first run (tests/e2e/conftest.py), as it was right after
+    the run: notebooks open its snapshot."""
+    result = cli_first_run.result
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    warehouse = tmp / "warehouse.duckdb"
-    assert snapshot_path(warehouse).is_file(), "the run did not publish the notebook snapshot"
-    return warehouse
+    assert cli_first_run.pristine_warehouse is not None, "the run did not publish a snapshot"
+    return cli_first_run.pristine_warehouse
 
 
 @pytest.fixture
