@@ -15,26 +15,9 @@ from responsys_assets.resources.sftp import (
     RemoteFile,
     SFTPAuthError,
     SFTPError,
-    SFTPSource,
     load_private_key,
 )
-
-
-def _source(sshd, remote_dir, key_type="ed25519", **overrides) -> SFTPSource:
-    settings = dict(
-        host=sshd.host,
-        port=sshd.port,
-        username=sshd.username,
-        private_key=sshd.client_keys[key_type],
-        known_hosts_path=str(sshd.known_hosts_path),
-        remote_dir=str(remote_dir),
-        connect_timeout=5.0,
-        read_timeout=10.0,
-        max_attempts=2,
-        backoff_seconds=0.05,
-    )
-    settings.update(overrides)
-    return SFTPSource(**settings)
+from tests.support.sftp_sources import openssh_source
 
 
 @pytest.mark.parametrize("key_type", ["rsa", "ecdsa", "ed25519"])
@@ -46,7 +29,7 @@ def test_login_and_list_with_each_key_type(sshd, sftp_dir, key_type):
     (sftp_dir / "link.csv").symlink_to(sftp_dir / "a.csv")
     os.utime(sftp_dir / "a.csv", (1_700_000_000, 1_700_000_000))
 
-    with _source(sshd, sftp_dir, key_type) as source:
+    with openssh_source(sshd, sftp_dir, key_type) as source:
         files = source.list_files()
 
     assert [f.name for f in files] == ["a.csv", "b.csv"]
@@ -56,7 +39,8 @@ def test_login_and_list_with_each_key_type(sshd, sftp_dir, key_type):
 
 def test_hashed_known_hosts_entries_are_understood(sshd, sftp_dir):
     assert "|1|" in sshd.hashed_known_hosts_path.read_text()
-    with _source(sshd, sftp_dir, known_hosts_path=str(sshd.hashed_known_hosts_path)) as source:
+    hashed = str(sshd.hashed_known_hosts_path)
+    with openssh_source(sshd, sftp_dir, known_hosts_path=hashed) as source:
         assert source.list_files() == []
 
 
@@ -64,7 +48,7 @@ def test_unknown_host_key_is_refused_and_not_added(sshd, sftp_dir, tmp_path):
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("")
     with pytest.raises(HostKeyError) as caught:
-        _source(sshd, sftp_dir, known_hosts_path=str(known_hosts)).list_files()
+        openssh_source(sshd, sftp_dir, known_hosts_path=str(known_hosts)).list_files()
     message = str(caught.value)
     assert f"{sshd.host}:{sshd.port}" in message
     assert sshd.host_key_fingerprint in message
@@ -75,11 +59,11 @@ def test_unknown_host_key_is_refused_and_not_added(sshd, sftp_dir, tmp_path):
 
 def test_missing_known_hosts_file_is_a_host_key_error(sshd, sftp_dir, tmp_path):
     with pytest.raises(HostKeyError, match="does not exist"):
-        _source(sshd, sftp_dir, known_hosts_path=str(tmp_path / "nope")).list_files()
+        openssh_source(sshd, sftp_dir, known_hosts_path=str(tmp_path / "nope")).list_files()
 
 
 def test_changed_host_key_is_refused_naming_host_and_fingerprint_not_key(sshd, sftp_dir):
-    source = _source(sshd, sftp_dir, known_hosts_path=str(sshd.wrong_known_hosts_path))
+    source = openssh_source(sshd, sftp_dir, known_hosts_path=str(sshd.wrong_known_hosts_path))
     with pytest.raises(HostKeyError) as caught:
         source.list_files()
     message = str(caught.value)
@@ -92,7 +76,7 @@ def test_changed_host_key_is_refused_naming_host_and_fingerprint_not_key(sshd, s
 
 
 def test_wrong_user_is_an_auth_error_without_key_material(sshd, sftp_dir):
-    source = _source(sshd, sftp_dir, username="nobody-here")
+    source = openssh_source(sshd, sftp_dir, username="nobody-here")
     with pytest.raises(SFTPAuthError) as caught:
         source.list_files()
     key_body = sshd.client_keys["ed25519"].splitlines()[1]
@@ -121,7 +105,7 @@ def test_download_lands_file_with_matching_sha256(sshd, sftp_dir, tmp_path):
     zone = LandingZone(tmp_path / "landing")
     seen = []
 
-    with _source(sshd, sftp_dir) as source:
+    with openssh_source(sshd, sftp_dir) as source:
         landed = source.download("events.csv.gpg", zone, progress=lambda d, t: seen.append((d, t)))
 
     assert landed.sha256 == hashlib.sha256(data).hexdigest()
@@ -130,7 +114,7 @@ def test_download_lands_file_with_matching_sha256(sshd, sftp_dir, tmp_path):
 
 
 def test_download_of_missing_file_fails_naming_it(sshd, sftp_dir, tmp_path):
-    with _source(sshd, sftp_dir) as source, pytest.raises(SFTPError, match="nope.csv"):
+    with openssh_source(sshd, sftp_dir) as source, pytest.raises(SFTPError, match="nope.csv"):
         source.download("nope.csv", LandingZone(tmp_path / "landing"))
     assert list((tmp_path / "landing").iterdir()) == []
 
@@ -142,7 +126,7 @@ def test_hostile_remote_names_never_touch_disk(sshd, sftp_dir, tmp_path):
     workdir = tmp_path / "work"
     zone = LandingZone(workdir / "landing")
 
-    with _source(sshd, sftp_dir) as source:
+    with openssh_source(sshd, sftp_dir) as source:
         assert [f.name for f in source.list_files()] == ["a\nb"]
         for name in ["../outside.txt", "..evil", "a\nb", "/etc/passwd"]:
             with pytest.raises(UnsafeFileName):
@@ -169,7 +153,7 @@ def test_file_still_being_written_is_not_ready(sshd, sftp_dir):
                 time.sleep(0.02)
 
     writer = threading.Thread(target=grow)
-    with _source(sshd, sftp_dir) as source:
+    with openssh_source(sshd, sftp_dir) as source:
         writer.start()
         try:
             ready = source.list_ready_files(settle_seconds=0.4)
@@ -190,7 +174,7 @@ def test_ready_suffix_gates_files(sshd, sftp_dir):
     (sftp_dir / "b.csv.ready").write_bytes(b"")
     (sftp_dir / "c.ready").write_bytes(b"")
 
-    with _source(sshd, sftp_dir, ready_suffix=".ready") as source:
+    with openssh_source(sshd, sftp_dir, ready_suffix=".ready") as source:
         assert [f.name for f in source.list_files()] == [
             "a.csv.gpg",
             "b.csv.gpg",
@@ -221,7 +205,7 @@ def test_upload_is_atomic(sshd, sftp_dir, tmp_path):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        with _source(sshd, sftp_dir) as source:
+        with openssh_source(sshd, sftp_dir) as source:
             source.upload(local, "export.csv")
             # Uploading again replaces the file, still atomically.
             local.write_bytes(data[::-1])
@@ -238,7 +222,7 @@ def test_upload_is_atomic(sshd, sftp_dir, tmp_path):
 def test_upload_refuses_unsafe_remote_name(sshd, sftp_dir, tmp_path):
     local = tmp_path / "x.csv"
     local.write_bytes(b"x")
-    with _source(sshd, sftp_dir) as source, pytest.raises(UnsafeFileName):
+    with openssh_source(sshd, sftp_dir) as source, pytest.raises(UnsafeFileName):
         source.upload(local, "../x.csv")
     assert not (sftp_dir.parent / "x.csv").exists()
 
@@ -247,7 +231,7 @@ def test_connection_refused_is_retried_then_reported(sshd, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    source = _source(sshd, tmp_path, port=port, max_attempts=3, backoff_seconds=0.05)
+    source = openssh_source(sshd, tmp_path, port=port, max_attempts=3, backoff_seconds=0.05)
     started = time.monotonic()
     with pytest.raises(SFTPError, match=r"after 3 attempt\(s\)"):
         source.list_files()
@@ -256,7 +240,7 @@ def test_connection_refused_is_retried_then_reported(sshd, tmp_path):
 
 def test_reconnects_after_sshd_restart(sshd, sftp_dir):
     (sftp_dir / "a.csv").write_bytes(b"a")
-    with _source(sshd, sftp_dir, max_attempts=3) as source:
+    with openssh_source(sshd, sftp_dir, max_attempts=3) as source:
         assert [f.name for f in source.list_files()] == ["a.csv"]
         # Break the open connection (as a network drop would) and restart the server.
         source._client.get_transport().close()

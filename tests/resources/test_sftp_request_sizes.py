@@ -37,23 +37,9 @@ from responsys_assets.resources.sftp import (
 from responsys_assets.sandbox import sftp_server as sandbox_module
 from responsys_assets.sandbox.keys import ensure_ssh_keys
 from responsys_assets.sandbox.sftp_server import SandboxSFTPServer
+from tests.support.sftp_sources import openssh_source, sandbox_source
 
 KIB = 1024
-
-
-def _openssh_source(sshd, remote_dir) -> SFTPSource:
-    return SFTPSource(
-        host=sshd.host,
-        port=sshd.port,
-        username=sshd.username,
-        private_key=sshd.client_keys["ed25519"],
-        known_hosts_path=str(sshd.known_hosts_path),
-        remote_dir=str(remote_dir),
-        connect_timeout=5.0,
-        read_timeout=10.0,
-        max_attempts=2,
-        backoff_seconds=0.05,
-    )
 
 
 # -- pure functions ------------------------------------------------------------------------
@@ -94,7 +80,7 @@ def test_openssh_answers_255_kib_reads_in_full(sshd, sftp_dir, tmp_path):
     data = os.urandom(3 * 1024 * 1024 + 17)
     (sftp_dir / "events.csv.gpg").write_bytes(data)
 
-    with _openssh_source(sshd, sftp_dir) as source:
+    with openssh_source(sshd, sftp_dir) as source:
         landed = source.download("events.csv.gpg", LandingZone(tmp_path / "landing"))
         assert source.request_sizes.read > DEFAULT_REQUEST_SIZE
         assert source.request_sizes == RequestSizes(255 * KIB, 255 * KIB)  # OpenSSH >= 8.6
@@ -114,7 +100,7 @@ def test_upload_with_large_writes_to_openssh(sshd, sftp_dir, tmp_path):
     local = tmp_path / "export.csv"
     local.write_bytes(data)
 
-    with _openssh_source(sshd, sftp_dir) as source:
+    with openssh_source(sshd, sftp_dir) as source:
         source.upload(local, "export.csv")
         assert source.request_sizes.write == 255 * KIB
 
@@ -189,20 +175,7 @@ def other_server(tmp_path, monkeypatch):
         servers.append(server)
         port = server.start()
         keys = ensure_ssh_keys(tmp_path / "ssh", "127.0.0.1", port)
-        settings = dict(
-            host="127.0.0.1",
-            port=port,
-            username="responsys",
-            private_key=keys.client_key_path.read_text(),
-            known_hosts_path=str(keys.known_hosts_path),
-            remote_dir="/",
-            connect_timeout=5.0,
-            read_timeout=10.0,
-            max_attempts=2,
-            backoff_seconds=0.05,
-        )
-        settings.update(overrides)
-        return SFTPSource(**settings)
+        return sandbox_source(port, keys, **overrides)
 
     yield start, folder
     for server in servers:

@@ -15,6 +15,7 @@ from responsys_assets.ingest.landing import LandingZone
 from responsys_assets.resources.sftp import SFTPAuthError, SFTPError, SFTPSource
 from responsys_assets.sandbox.keys import ensure_ssh_keys
 from responsys_assets.sandbox.sftp_server import SandboxSFTPServer
+from tests.support.sftp_sources import sandbox_source
 
 
 @pytest.fixture
@@ -31,20 +32,7 @@ def sandbox(tmp_path):
 
 
 def _source(server, keys, **overrides) -> SFTPSource:
-    settings = dict(
-        host="127.0.0.1",
-        port=server.port,
-        username="responsys",
-        private_key=keys.client_key_path.read_text(),
-        known_hosts_path=str(keys.known_hosts_path),
-        remote_dir="/",
-        connect_timeout=5.0,
-        read_timeout=10.0,
-        max_attempts=3,
-        backoff_seconds=0.05,
-    )
-    settings.update(overrides)
-    return SFTPSource(**settings)
+    return sandbox_source(server.port, keys, **{"max_attempts": 3, **overrides})
 
 
 def _raw_sftp(server, keys) -> tuple[paramiko.SSHClient, paramiko.SFTPClient]:
