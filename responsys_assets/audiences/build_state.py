@@ -136,7 +136,8 @@ def record_build(
     """Remember what this build read, for the next plan_build. `row_counts` are the plan's
     (rows without a RIID ruled out there), so an incremental build does not count again."""
     if row_counts is not None:
-        (events, contacts), anonymous_events, anonymous_contacts = row_counts, 0, 0
+        events, contacts = row_counts
+        anonymous_events = anonymous_contacts = 0
     else:
         events, anonymous_events = _count(conn, "responsys.events")
         contacts, anonymous_contacts = _count(conn, "responsys.contacts")
