@@ -12,29 +12,20 @@ create or replace temp macro _engagement_bucket(last_engaged, engagements_30d, r
         else 'older'
     end;
 
-create or replace temp table _score_buckets as
-select
-    contact_key,
-    _engagement_bucket(last_engaged_at, opens_30d + clicks_30d, {as_of}) as engagement_bucket,
-    -- the same bucket a week earlier, for profiles that existed then
-    case when first_seen_at <= {as_of} - interval 7 day then
-        _engagement_bucket(prior_last_engaged_at, prior_engagements_30d, {as_of} - interval 7 day)
-    end as prior_bucket,
-    opens_7d + clicks_7d > 0 as engaged_next_7d
-from audiences.profiles;
-
--- Calibration: of the profiles in each bucket a week ago, the share that opened or clicked since.
--- A bucket's propensity is that share, smoothed toward the account-wide share with the weight of
--- 10 profiles so that a bucket of 2 profiles cannot claim 0 % or 100 %.
+-- Calibration: of the profiles that existed a week ago, in each bucket they were in then, the share
+-- that opened or clicked since. A bucket's propensity is that share, smoothed toward the
+-- account-wide share with the weight of 10 profiles so that a bucket of 2 profiles cannot claim
+-- 0 % or 100 %.
 create or replace table audiences.propensity_calibration as
 with calibration as (
     select
-        prior_bucket as bucket,
+        _engagement_bucket(prior_last_engaged_at, prior_engagements_30d, {as_of} - interval 7 day)
+            as bucket,
         count(*) as profiles,
-        count(*) filter (where engaged_next_7d) as engaged_next_7d
-    from _score_buckets
-    where prior_bucket is not null
-    group by prior_bucket
+        count(*) filter (where opens_7d + clicks_7d > 0) as engaged_next_7d
+    from audiences.profiles
+    where first_seen_at <= {as_of} - interval 7 day
+    group by bucket
 ),
 account as (
     select sum(engaged_next_7d) / sum(profiles) as rate from calibration
@@ -50,13 +41,20 @@ select
 from calibration, account
 order by calibration.bucket;
 
+-- One pass over the profiles; the calibration is a handful of rows, joined by bucket.
 create or replace table audiences.scores as
 with account as (
     select sum(engaged_next_7d) / sum(profiles) as rate from audiences.propensity_calibration
+),
+p as (
+    select
+        *,
+        _engagement_bucket(last_engaged_at, opens_30d + clicks_30d, {as_of}) as engagement_bucket
+    from audiences.profiles
 )
 select
     p.contact_key,
-    b.engagement_bucket,
+    p.engagement_bucket,
     round(100 * (p.opens_90d + p.clicks_90d + p.conversions_90d)
         / (p.opens_90d + p.clicks_90d + p.conversions_90d + 10))::integer as quantity_score,
     round(100 * p.engaged_days_30d / (p.engaged_days_30d + 4))::integer as frequency_score,
@@ -74,10 +72,8 @@ select
     round(100 * p.engaged_weeks_12w / 12)::integer as consistency_score,
     coalesce(c.propensity_score, round(100 * account.rate)::integer) as propensity_score,
     {as_of} as as_of
-from audiences.profiles as p
-join _score_buckets as b using (contact_key)
-left join audiences.propensity_calibration as c on c.bucket = b.engagement_bucket
+from p
+left join audiences.propensity_calibration as c on c.bucket = p.engagement_bucket
 cross join account;
 
-drop table _score_buckets;
 drop macro _engagement_bucket;
