@@ -20,6 +20,8 @@ WINDOW_DAYS = 30
 # When the evaluations after a new file run: the next tick of the audiences schedule at its
 # default cadence (evaluate_every_minutes: 10), then, after a second file, an hour later.
 NEXT_EVALUATIONS = (timedelta(minutes=10), timedelta(hours=1))
+# How far an event's capture time may stray from arrival order.
+JITTER_SECONDS = 3600
 ACCOUNT_ID = 10001
 LIST_ID = 4200
 
@@ -55,7 +57,9 @@ def events_sql(
 ) -> str:
     """An `insert into responsys.events` of pseudo-random events for `contacts` RIIDs.
 
-    Column values come from hash(i, salt) so they are spread evenly and reproducible. With
+    Column values come from hash(i, salt) so they are spread evenly and reproducible. Capture
+    times grow with i, as in a table that ingest fills file by file (the incremental build's
+    scan for events crossing a window edge relies on that order, through DuckDB's zone maps). With
     `touched`, events only go to the first `touched` contacts after `contact_offset` (a new file
     that touches a few contacts).
     """
@@ -88,7 +92,12 @@ def events_sql(
             i,
             {_event_type_sql("u")} as event_type,
             riid,
-            make_timestamp((({first} + (h2 % {span})) * 1000000)::bigint) as captured,
+            -- in arrival order, as file-by-file ingest appends them: time grows with i, with
+            -- up to an hour of jitter (a file's events are not strictly sorted)
+            make_timestamp(
+                (({first} + (i - {start_id}) * {span - JITTER_SECONDS} // {events}
+                  + h2 % {JITTER_SECONDS}) * 1000000)::bigint
+            ) as captured,
             h3
         from (
             select
