@@ -40,25 +40,31 @@ class EvaluationResult:
     build: BuildOutcome | None = None  # how profiles and scores were brought to as_of (recompute)
 
 
+# Changes with every (audience, contact) pair added, removed or altered; evaluation_id is left
+# out, since every evaluation restamps it.
+MEMBERSHIPS_CHECKSUM = "bit_xor(hash(audience, contact_key, riid, email, suppressed))"
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _members_sql(definitions: list[AudienceDefinition], as_of_literal: str) -> str:
-    """Every audience's members in one pass over the rule input: one boolean per rule, unnested
-    with the audience names ($names), so profiles and scores are joined and read once."""
+def _contact_hits_sql(definitions: list[AudienceDefinition], as_of_literal: str) -> str:
+    """Every member contact with the sorted names of its audiences, in one pass over the rule
+    input: one boolean per rule, so profiles and scores are joined and read once. The
+    definitions come sorted by name ($names), so the names come out sorted."""
     # Each rule has passed validate_rules: one expression over the rule input's columns.
     hits = ",\n".join(f"coalesce(({d.rule}\n), false)" for d in definitions)
     return f"""
-        insert into _audience_members
-        select audience, contact_key, riid, email, suppressed
+        create or replace temp table _contact_hits as
+        select contact_key, riid, email, suppressed,
+               list_where($names::varchar[], hits) as audiences
         from (
-            select contact_key, riid, email, suppressed,
-                   unnest($names::varchar[]) as audience, unnest([{hits}]) as member
+            select contact_key, riid, email, suppressed, [{hits}] as hits
             from ({rule_input_sql()})
             where as_of = {as_of_literal}
         )
-        where member
+        where list_contains(hits, true)
     """
 
 
@@ -80,21 +86,20 @@ def evaluate_audiences(
             "insert into audiences.evaluations (evaluation_id, as_of, started_at) values (?, ?, ?)",
             [evaluation_id, as_of, _utc_now()],
         )
-        conn.execute(
-            "create or replace temp table _audience_members"
-            " (audience varchar, contact_key varchar, riid bigint, email varchar,"
-            " suppressed boolean)"
-        )
         if definitions:
+            by_name = sorted(definitions, key=lambda d: d.name)
+            conn.execute(_contact_hits_sql(by_name, literal), {"names": [d.name for d in by_name]})
+        else:
             conn.execute(
-                _members_sql(definitions, literal), {"names": [d.name for d in definitions]}
+                "create or replace temp table _contact_hits (contact_key varchar, riid bigint,"
+                " email varchar, suppressed boolean, audiences varchar[])"
             )
         outcomes = _apply_changes(conn, definitions, evaluation_id, as_of)
         conn.execute(
             "update audiences.evaluations set finished_at = ? where evaluation_id = ?",
             [_utc_now(), evaluation_id],
         )
-        conn.execute("drop table _audience_members")
+        conn.execute("drop table _contact_hits")
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")
@@ -110,12 +115,36 @@ def _apply_changes(
 ) -> dict[str, AudienceOutcome]:
     """Append ENTER/EXIT rows, update memberships, record sizes (in the caller's transaction).
 
-    One join of the new members with the current ones finds who entered, who exited and whose
-    riid, email or suppression changed; only those rows of audiences.memberships are rewritten.
+    Most contacts are in the same audiences as last time, with the same riid, email and
+    suppression: one join of the new per-contact rows with audiences.contact_audiences finds the
+    ones that are not, and only their (audience, contact) pairs are diffed against the current
+    memberships to find who entered, who exited and whose riid, email or suppression changed.
     """
+    _check_contact_audiences(conn, evaluation_id)
+    conn.execute(
+        """
+        create or replace temp table _changed_members as
+        select coalesce(h.contact_key, c.contact_key) as contact_key
+        from _contact_hits as h
+        full outer join audiences.contact_audiences as c on c.contact_key = h.contact_key
+        where h.contact_key is null or c.contact_key is null
+           or h.audiences is distinct from c.audiences
+           or h.riid is distinct from c.riid or h.email is distinct from c.email
+           or h.suppressed is distinct from c.suppressed
+        """
+    )
     conn.execute(
         """
         create or replace temp table _membership_diff as
+        with c as (
+            select unnest(audiences) as audience, contact_key, riid, email, suppressed
+            from _contact_hits
+            where contact_key in (select contact_key from _changed_members)
+        ),
+        m as (
+            select * from audiences.memberships
+            where contact_key in (select contact_key from _changed_members)
+        )
         select
             coalesce(c.audience, m.audience) as audience,
             coalesce(c.contact_key, m.contact_key) as contact_key,
@@ -125,8 +154,8 @@ def _apply_changes(
             coalesce(c.email, m.email) as email,
             coalesce(c.suppressed, m.suppressed) as suppressed,
             coalesce(m.entered_at, $as_of::timestamp) as entered_at
-        from _audience_members as c
-        full outer join audiences.memberships as m using (audience, contact_key)
+        from c
+        full outer join m using (audience, contact_key)
         where m.contact_key is null or c.contact_key is null
            or c.riid is distinct from m.riid or c.email is distinct from m.email
            or c.suppressed is distinct from m.suppressed
@@ -179,12 +208,28 @@ def _apply_changes(
         {"evaluation_id": evaluation_id},
     )
     conn.execute("update audiences.memberships set evaluation_id = ?", [evaluation_id])
+    conn.execute(
+        "update audiences.evaluations set memberships_checksum = ? where evaluation_id = ?",
+        [_memberships_checksum(conn), evaluation_id],
+    )
+    conn.execute(
+        "delete from audiences.contact_audiences"
+        " where contact_key in (select contact_key from _changed_members)"
+    )
+    conn.execute(
+        "insert into audiences.contact_audiences"
+        " (contact_key, audiences, riid, email, suppressed)"
+        " select contact_key, audiences, riid, email, suppressed from _contact_hits"
+        " where contact_key in (select contact_key from _changed_members)"
+    )
     conn.execute("drop table _membership_diff")
+    conn.execute("drop table _changed_members")
     sizes = {
         row[0]: row[1:]
         for row in conn.execute(
             "select audience, count(*), count(*) filter (where suppressed)"
-            " from _audience_members group by audience"
+            " from (select unnest(audiences) as audience, suppressed from _contact_hits)"
+            " group by audience"
         ).fetchall()
     }
     outcomes: dict[str, AudienceOutcome] = {}
@@ -198,6 +243,48 @@ def _apply_changes(
             [evaluation_id, name, rules.get(name), size, suppressed, entered, exited],
         )
     return outcomes
+
+
+def _memberships_checksum(conn: duckdb.DuckDBPyConnection) -> int | None:
+    """An order-free checksum of audiences.memberships (None when it is empty)."""
+    sql = f"select {MEMBERSHIPS_CHECKSUM} from audiences.memberships"
+    return conn.execute(sql).fetchall()[0][0]
+
+
+def _check_contact_audiences(conn: duckdb.DuckDBPyConnection, evaluation_id: int) -> None:
+    """Rebuild audiences.contact_audiences from audiences.memberships unless memberships are
+    exactly what the previous evaluation left (its recorded checksum) and the per-contact table
+    lists as many pairs: a direct write to memberships, or the first evaluation after the
+    table was added, makes the next evaluation rebuild it."""
+    listed = conn.execute(
+        "select coalesce(sum(len(audiences)), 0) from audiences.contact_audiences"
+    ).fetchall()[0][0]
+    rows = conn.execute("select count(*) from audiences.memberships").fetchall()[0][0]
+    recorded = conn.execute(
+        "select memberships_checksum from audiences.evaluations where evaluation_id ="
+        " (select max(evaluation_id) from audiences.evaluations where evaluation_id < ?)",
+        [evaluation_id],
+    ).fetchall()
+    expected = recorded[0][0] if recorded else None
+    if listed == rows and _memberships_checksum(conn) == expected:
+        return
+    conn.execute("delete from audiences.contact_audiences")
+    # A contact whose rows disagree on riid, email or suppression gets a null list, so the
+    # evaluation diffs all of its pairs.
+    conn.execute(
+        """
+        insert into audiences.contact_audiences (contact_key, audiences, riid, email, suppressed)
+        select
+            contact_key,
+            case when count(distinct {'r': riid, 'e': email, 's': suppressed}) = 1
+                then list_sort(list(audience)) end,
+            any_value(riid),
+            any_value(email),
+            any_value(suppressed)
+        from audiences.memberships
+        group by contact_key
+        """
+    )
 
 
 def audience_history(conn: duckdb.DuckDBPyConnection) -> list[tuple[int, datetime, str, int]]:

@@ -15,7 +15,7 @@ from responsys_assets.audiences.memberships import (
     recompute,
 )
 from responsys_assets.audiences.profiles import build_profiles
-from responsys_assets.audiences.rules import AudienceDefinition, AudienceRuleError
+from responsys_assets.audiences.rules import AudienceDefinition, AudienceRuleError, rule_input_sql
 from responsys_assets.audiences.scores import StaleProfilesError, score_deciles
 from tests.audiences.warehouse import T0, add_event, days_ago, make_warehouse
 
@@ -161,3 +161,98 @@ def test_evaluation_refuses_profiles_built_for_another_time(tmp_path):
     build_profiles(conn, T0)
     with pytest.raises(StaleProfilesError):
         evaluate_audiences(conn, [CLICKERS], T0 + timedelta(days=1))
+
+
+def _from_scratch(conn, definitions):
+    """What memberships must be after an evaluation: every rule run over the rule input."""
+    rows = set()
+    for d in definitions:
+        rows |= set(
+            conn.execute(
+                f"select ?, contact_key, riid, email, suppressed from ({rule_input_sql()})"
+                f" where coalesce(({d.rule}), false)",
+                [d.name],
+            ).fetchall()
+        )
+    return rows
+
+
+def _stored(conn):
+    return set(
+        conn.execute(
+            "select audience, contact_key, riid, email, suppressed from audiences.memberships"
+        ).fetchall()
+    )
+
+
+def _per_contact(conn):
+    return conn.execute(
+        "select contact_key, audiences, riid, email, suppressed"
+        " from audiences.contact_audiences order by contact_key"
+    ).fetchall()
+
+
+def _memberships_by_contact(conn):
+    return conn.execute(
+        "select contact_key, list_sort(list(audience)), any_value(riid), any_value(email),"
+        " any_value(suppressed) from audiences.memberships group by contact_key order by 1"
+    ).fetchall()
+
+
+def test_only_changed_contacts_are_diffed_yet_every_change_is_recorded(tmp_path):
+    # Contacts enter, stay, move between audiences, change email, become suppressed and leave
+    # everything, over several evaluations; after each, memberships equal the rules run from
+    # scratch, the per-contact table equals memberships grouped, and the recorded changes replay
+    # to the memberships.
+    conn = make_warehouse(tmp_path)
+    recent = AudienceDefinition("recent", "", "opens_7d + clicks_7d > 0")
+    sent = AudienceDefinition("sent", "", "sends > 0")
+    definitions = [CLICKERS, OPTED_OUT, recent, sent]
+    add_event(conn, "CLICK", days_ago(1), riid=1, email="one@example.com")
+    add_event(conn, "OPEN", days_ago(6), riid=2, email="two@example.com")
+    add_event(conn, "SENT", days_ago(20), riid=3, email="three@example.com")
+    add_event(conn, "SENT", days_ago(20), riid=4, email="four@example.com")
+    hard = {"BOUNCE_TYPE": "H"}
+    steps = [
+        (T0, []),
+        (T0 + timedelta(hours=30), [("OPT_OUT", 1, None, None), ("CLICK", 3, None, None)]),
+        # only the email of 3 changes, then only the suppression of 4 (a hard bounce)
+        (T0 + timedelta(days=3), [("SENT", 3, "new-three@example.com", None)]),
+        (T0 + timedelta(days=4), [("BOUNCE", 4, None, hard)]),
+        (T0 + timedelta(days=12), []),  # the clicks age out
+    ]
+    for as_of, events in steps:
+        for event_type, riid, email, attributes in events:
+            at = as_of - timedelta(hours=1)
+            add_event(conn, event_type, at, riid=riid, email=email, attributes=attributes)
+        recompute(conn, definitions, as_of)
+        assert _stored(conn) == _from_scratch(conn, definitions)
+        assert _per_contact(conn) == _memberships_by_contact(conn)
+    replayed: set[tuple[str, str]] = set()
+    for _, audience, key, change, *_ in _changes(conn):
+        (replayed.add if change == "ENTER" else replayed.remove)((audience, key))
+    assert replayed == {(row[0], row[1]) for row in _stored(conn)}
+    assert ("sent", "riid:3", 3, "new-three@example.com", False) in _stored(conn)
+    assert ("sent", "riid:4", 4, "four@example.com", True) in _stored(conn)
+
+
+def test_a_direct_write_to_memberships_is_noticed_by_the_next_evaluation(tmp_path):
+    conn = make_warehouse(tmp_path)
+    add_event(conn, "CLICK", days_ago(1), riid=1)
+    add_event(conn, "CLICK", days_ago(1), riid=2)
+    recompute(conn, [CLICKERS], T0)
+    # someone deletes a member and adds a contact no rule selects
+    conn.execute("delete from audiences.memberships where contact_key = 'riid:1'")
+    conn.execute(
+        "insert into audiences.memberships (audience, contact_key, riid, entered_at,"
+        " evaluation_id, suppressed) values ('clickers', 'riid:9', 9, ?, 1, false)",
+        [T0],
+    )
+    result = recompute(conn, [CLICKERS], T0 + timedelta(hours=1))
+    assert result.audiences["clickers"] == AudienceOutcome(2, 0, 1, 1)
+    assert [(c[2], c[3]) for c in _changes(conn)][-2:] == [
+        ("riid:1", "ENTER"),
+        ("riid:9", "EXIT"),
+    ]
+    assert [m[0] for m in _members(conn, "clickers")] == ["riid:1", "riid:2"]
+    assert _per_contact(conn) == _memberships_by_contact(conn)
