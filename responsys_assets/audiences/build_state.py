@@ -76,6 +76,17 @@ def plan_build(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> BuildPlan:
     previous, version, events, contacts, anonymous = row[0]
     if version != code_version():
         return BuildPlan("full", "the profile SQL changed since the last build")
+    # the two hold one row per contact each, and together its aggregates (profiles.py)
+    profiles, aggregates = conn.execute(
+        "select (select count(*) from audiences.profiles),"
+        " (select count(*) from audiences.contact_aggregates)"
+    ).fetchall()[0]
+    if profiles != aggregates:
+        return BuildPlan(
+            "full",
+            f"audiences.profiles has {profiles} rows and audiences.contact_aggregates "
+            f"{aggregates}: one was changed outside a build",
+        )
     if as_of < previous:
         return BuildPlan("full", f"as_of is before the last build's ({previous}): a past time")
     if as_of - previous > MAX_INCREMENTAL_GAP:

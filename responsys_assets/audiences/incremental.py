@@ -29,6 +29,7 @@ from responsys_assets.audiences.profiles import (
     normalise_as_of,
     profile_rows_sql,
     render_sql,
+    stored_aggregates_sql,
     timestamp_literal,
 )
 from responsys_assets.audiences.scores import build_scores
@@ -109,20 +110,30 @@ def build_incremental(
         contacts="(select * from _changed_contacts limit 0)",
         target="_minus",
     )
-    conn.execute(render_sql(MERGE_SQL, as_of, previous=timestamp_literal(previous)))
-    new_keys = "(select contact_key from _merged where not _stored)"
-    _update_rows(conn, "audiences.contact_aggregates", "(select * exclude (_stored) from _merged)")
     conn.execute(
-        "insert into audiences.contact_aggregates by name"
-        " select * exclude (_stored) from _merged where not _stored"
+        render_sql(
+            MERGE_SQL,
+            as_of,
+            previous=timestamp_literal(previous),
+            stored=stored_aggregates_sql("_plus"),
+        )
     )
+    new_keys = "(select contact_key from _merged where not _stored)"
+    # Re-derived: the merged contacts, and stored ones whose day/week masks shifted.
     conn.execute(
         "create or replace temp table _rederived as "
         + profile_rows_sql(
             as_of,
-            "(select * from audiences.contact_aggregates"
-            " where contact_key in (select contact_key from _rederive))",
+            "(select * exclude (_stored) from _merged union all by name"
+            f" select * from {stored_aggregates_sql('_rederive')}"
+            " where contact_key not in (select contact_key from _merged))",
         )
+    )
+    _update_rows(conn, "audiences.contact_aggregates", "(select * exclude (_stored) from _merged)")
+    kept = ", ".join(_columns(conn, "audiences.contact_aggregates"))
+    conn.execute(
+        f"insert into audiences.contact_aggregates ({kept})"
+        f" select {kept} from _merged where not _stored"
     )
     _update_rows(conn, "audiences.profiles", "_rederived")
     conn.execute(
@@ -139,10 +150,14 @@ def build_incremental(
     return rederived, changed_events
 
 
+def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [column[0] for column in conn.execute(f"select * from {table} limit 0").description]
+
+
 def _update_rows(conn: duckdb.DuckDBPyConnection, table: str, source: str) -> None:
     """Overwrite the rows of `table` whose contact_key is in `source` (in place: DuckDB updates
     a few columns' segments, where delete + insert would rewrite whole row groups)."""
-    columns = [column[0] for column in conn.execute(f"select * from {table} limit 0").description]
+    columns = _columns(conn, table)
     assignments = ", ".join(f"{c} = s.{c}" for c in columns if c != "contact_key")
     conn.execute(
         f"update {table} as t set {assignments} from {source} as s"

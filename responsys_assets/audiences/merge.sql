@@ -1,6 +1,6 @@
--- An incremental build: the stored audiences.contact_aggregates (built as of {previous}, or
--- merged up to it) plus what changed by {as_of}, into the temp table _merged (one row per contact
--- in _plus). aggregates.sql builds the two inputs:
+-- An incremental build: the stored aggregates (built as of {previous}, or merged up to it: the
+-- audiences.contact_aggregates rows joined with the columns they leave to audiences.profiles) plus what
+-- changed by {as_of}, into the temp table _merged (one row per contact in _plus). aggregates.sql builds the two inputs:
 --   _plus:  as of {as_of}, over the new files' events and contacts rows, and the old events whose
 --           contribution changed (they became due, or crossed a window edge, since {previous});
 --   _minus: as of {previous}, over those same old events.
@@ -68,7 +68,7 @@ select
         else s.contact_permission_fact
     end as contact_permission_fact
 from _plus as p
-left join audiences.contact_aggregates as s using (contact_key)
+left join {stored} as s using (contact_key)
 left join _minus as m using (contact_key);
 
 -- Contacts whose profile to re-derive: the merged ones, and those whose day/week masks lose a day

@@ -127,6 +127,13 @@ def test_incremental_rebuilds_in_full_when_it_cannot_be_sure(tmp_path):
     assert plan_build(conn, T0 - timedelta(days=1)).reason.startswith("as_of is before")
     assert "more than 7 days" in plan_build(conn, T0 + timedelta(days=8)).reason
 
+    conn.execute("delete from audiences.profiles where riid = 3")
+    assert plan_build(conn, later).reason == (
+        "audiences.profiles has 2 rows and audiences.contact_aggregates 3: "
+        "one was changed outside a build"
+    )
+    _evaluate(conn, later, "auto")
+
     conn.execute("update responsys.ingested_files set ingested_at = now() + interval 1 minute")
     assert plan_build(conn, later).reason == (
         "file 1_A.txt was reloaded or removed since the last build"
