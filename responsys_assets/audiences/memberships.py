@@ -49,22 +49,42 @@ def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _contact_hits_sql(definitions: list[AudienceDefinition], as_of_literal: str) -> str:
-    """Every member contact with the sorted names of its audiences, in one pass over the rule
-    input: one boolean per rule, so profiles and scores are joined and read once. The
-    definitions come sorted by name ($names), so the names come out sorted."""
-    # Each rule has passed validate_rules: one expression over the rule input's columns.
-    hits = ",\n".join(f"coalesce(({d.rule}\n), false)" for d in definitions)
-    return f"""
-        create or replace temp table _contact_hits as
-        select contact_key, riid, email, suppressed,
-               list_where($names::varchar[], hits) as audiences
-        from (
-            select contact_key, riid, email, suppressed, [{hits}] as hits
-            from ({rule_input_sql()})
-            where as_of = {as_of_literal}
+def _contacts_to_diff_sql(definitions: list[AudienceDefinition], as_of_literal: str) -> str:
+    """The contacts whose audiences, riid, email or suppression differ from
+    audiences.contact_audiences, with their sorted audience names now (null: in none).
+
+    One pass over the rule input, one boolean per rule, joined at once with the stored
+    per-contact rows, so only the few contacts that changed are written out. The definitions
+    come sorted by name ($names), so the names come out sorted."""
+    if definitions:
+        # Each rule has passed validate_rules: one expression over the rule input's columns.
+        hits = ",\n".join(f"coalesce(({d.rule}\n), false)" for d in definitions)
+        members = f"""
+            select contact_key, riid, email, suppressed,
+                   list_where($names::varchar[], hits) as audiences
+            from (
+                select contact_key, riid, email, suppressed, [{hits}] as hits
+                from ({rule_input_sql()})
+                where as_of = {as_of_literal}
+            )
+            where list_contains(hits, true)
+        """
+    else:
+        members = (
+            "select null::varchar as contact_key, null::bigint as riid, null::varchar as email,"
+            " null::boolean as suppressed, null::varchar[] as audiences limit 0"
         )
-        where list_contains(hits, true)
+    return f"""
+        create or replace temp table _contacts_to_diff as
+        with h as ({members})
+        select coalesce(h.contact_key, c.contact_key) as contact_key,
+               h.riid, h.email, h.suppressed, h.audiences
+        from h
+        full outer join audiences.contact_audiences as c on c.contact_key = h.contact_key
+        where h.contact_key is null or c.contact_key is null
+           or h.audiences is distinct from c.audiences
+           or h.riid is distinct from c.riid or h.email is distinct from c.email
+           or h.suppressed is distinct from c.suppressed
     """
 
 
@@ -86,20 +106,16 @@ def evaluate_audiences(
             "insert into audiences.evaluations (evaluation_id, as_of, started_at) values (?, ?, ?)",
             [evaluation_id, as_of, _utc_now()],
         )
-        if definitions:
-            by_name = sorted(definitions, key=lambda d: d.name)
-            conn.execute(_contact_hits_sql(by_name, literal), {"names": [d.name for d in by_name]})
-        else:
-            conn.execute(
-                "create or replace temp table _contact_hits (contact_key varchar, riid bigint,"
-                " email varchar, suppressed boolean, audiences varchar[])"
-            )
+        _check_contact_audiences(conn, evaluation_id)
+        by_name = sorted(definitions, key=lambda d: d.name)
+        names = {"names": [d.name for d in by_name]} if by_name else None
+        conn.execute(_contacts_to_diff_sql(by_name, literal), names)
         outcomes = _apply_changes(conn, definitions, evaluation_id, as_of)
         conn.execute(
             "update audiences.evaluations set finished_at = ? where evaluation_id = ?",
             [_utc_now(), evaluation_id],
         )
-        conn.execute("drop table _contact_hits")
+        conn.execute("drop table _contacts_to_diff")
         conn.execute("commit")
     except BaseException:
         conn.execute("rollback")
@@ -116,34 +132,20 @@ def _apply_changes(
     """Append ENTER/EXIT rows, update memberships, record sizes (in the caller's transaction).
 
     Most contacts are in the same audiences as last time, with the same riid, email and
-    suppression: one join of the new per-contact rows with audiences.contact_audiences finds the
-    ones that are not, and only their (audience, contact) pairs are diffed against the current
-    memberships to find who entered, who exited and whose riid, email or suppression changed.
+    suppression: only the (audience, contact) pairs of the ones in _contacts_to_diff are diffed
+    against the current memberships to find who entered, who exited and whose riid, email or
+    suppression changed.
     """
-    _check_contact_audiences(conn, evaluation_id)
-    conn.execute(
-        """
-        create or replace temp table _changed_members as
-        select coalesce(h.contact_key, c.contact_key) as contact_key
-        from _contact_hits as h
-        full outer join audiences.contact_audiences as c on c.contact_key = h.contact_key
-        where h.contact_key is null or c.contact_key is null
-           or h.audiences is distinct from c.audiences
-           or h.riid is distinct from c.riid or h.email is distinct from c.email
-           or h.suppressed is distinct from c.suppressed
-        """
-    )
     conn.execute(
         """
         create or replace temp table _membership_diff as
         with c as (
             select unnest(audiences) as audience, contact_key, riid, email, suppressed
-            from _contact_hits
-            where contact_key in (select contact_key from _changed_members)
+            from _contacts_to_diff
         ),
         m as (
             select * from audiences.memberships
-            where contact_key in (select contact_key from _changed_members)
+            where contact_key in (select contact_key from _contacts_to_diff)
         )
         select
             coalesce(c.audience, m.audience) as audience,
@@ -214,22 +216,21 @@ def _apply_changes(
     )
     conn.execute(
         "delete from audiences.contact_audiences"
-        " where contact_key in (select contact_key from _changed_members)"
+        " where contact_key in (select contact_key from _contacts_to_diff)"
     )
     conn.execute(
         "insert into audiences.contact_audiences"
         " (contact_key, audiences, riid, email, suppressed)"
-        " select contact_key, audiences, riid, email, suppressed from _contact_hits"
-        " where contact_key in (select contact_key from _changed_members)"
+        " select contact_key, audiences, riid, email, suppressed from _contacts_to_diff"
+        " where audiences is not null"
     )
     conn.execute("drop table _membership_diff")
-    conn.execute("drop table _changed_members")
+    # memberships now hold every rule's members (the diff above brought them there)
     sizes = {
         row[0]: row[1:]
         for row in conn.execute(
             "select audience, count(*), count(*) filter (where suppressed)"
-            " from (select unnest(audiences) as audience, suppressed from _contact_hits)"
-            " group by audience"
+            " from audiences.memberships group by audience"
         ).fetchall()
     }
     outcomes: dict[str, AudienceOutcome] = {}

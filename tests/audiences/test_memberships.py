@@ -123,6 +123,24 @@ def test_an_audience_removed_from_the_config_exits_its_members(tmp_path):
     assert [m[0] for m in _members(conn, "opted_out")] == ["riid:2"]
 
 
+def test_with_no_audience_left_in_the_config_every_member_exits(tmp_path):
+    conn = make_warehouse(tmp_path)
+    add_event(conn, "CLICK", days_ago(2), riid=1)
+    add_event(conn, "OPT_OUT", days_ago(1), riid=2)
+    recompute(conn, [CLICKERS, OPTED_OUT], T0)
+    result = recompute(conn, [], T0 + timedelta(hours=1))
+    assert result.audiences == {
+        "clickers": AudienceOutcome(0, 0, 0, 1, removed=True),
+        "opted_out": AudienceOutcome(0, 0, 0, 1, removed=True),
+    }
+    assert conn.execute("select count(*) from audiences.memberships").fetchone() == (0,)
+    assert conn.execute("select count(*) from audiences.contact_audiences").fetchone() == (0,)
+    assert [(c[1], c[2], c[3]) for c in _changes(conn)][-2:] == [
+        ("clickers", "riid:1", "EXIT"),
+        ("opted_out", "riid:2", "EXIT"),
+    ]
+
+
 def test_an_email_only_contact_can_be_a_member(tmp_path):
     conn = make_warehouse(tmp_path)
     add_event(conn, "CLICK", days_ago(1), email="Solo@Example.com")
