@@ -208,9 +208,11 @@ def _measure(work: Path, home: Path, rows: int, small_rows: int) -> tuple[list[R
                 raise BenchError("sftp -b get copied a different number of bytes")
             cli_copy.unlink()
             landing = work / "landing_plain"
+            sshd_before = server.cpu_seconds()
             download = _stage(
                 "download", {**sftp_args, "name": PLAIN_NAME, "landing": str(landing)}
             )
+            raw["sshd_cpu_seconds_download"] = server.cpu_seconds() - sshd_before
             if download.output["sha256"] != plain_sha:
                 raise BenchError("the downloaded file differs from the remote file")
             landed_plain = Path(download.output["path"])
@@ -309,17 +311,23 @@ def _measure(work: Path, home: Path, rows: int, small_rows: int) -> tuple[list[R
     rss_enc = max(enc_download.peak_rss_mb, decrypt.peak_rss_mb, ours_load.peak_rss_mb)
     # The ceiling for e2e plaintext: both stages at their limits, one after the other.
     e2e_ceiling = cli_s + duck_s
-    # The floor for any overlap of our two stages: their CPU seconds spread over every core
-    # (sshd's own CPU not counted, so the true floor is higher).
+    # The floor for any overlap of our two stages: their CPU seconds and sshd's (the loopback
+    # server shares the cores) spread over every core.
     cores = os.cpu_count() or 1
-    cpu_plain = download.output["cpu_seconds"] + ours_load.output["cpu_seconds"]
+    sshd_cpu = raw["sshd_cpu_seconds_download"]
+    cpu_plain = download.output["cpu_seconds"] + sshd_cpu + ours_load.output["cpu_seconds"]
     overlap_floor = cpu_plain / cores
+    # What parse + load may cost, in CPU seconds, for the >= 0.70 target to be reachable at all
+    # under perfect overlap, next to what DuckDB's read_csv itself costs.
+    transfer_cpu = download.output["cpu_seconds"] + sshd_cpu
+    load_cpu_budget = cores * duck.output["seconds"] / 0.7 - transfer_cpu
     raw.update(
         e2e_plain_seconds=e2e_plain,
         e2e_encrypted_seconds=e2e_enc,
         e2e_plain_ceiling_seconds=e2e_ceiling,
         e2e_plain_cpu_seconds=cpu_plain,
         e2e_plain_overlap_floor_seconds=overlap_floor,
+        load_cpu_budget_for_target_seconds=load_cpu_budget,
     )
     duck_rate = fmt_rate(size, duck_s)
     rows_out = [
@@ -372,14 +380,24 @@ def _measure(work: Path, home: Path, rows: int, small_rows: int) -> tuple[list[R
         ),
         Row(
             "end-to-end plaintext, best case if download and parse + load overlapped perfectly: "
-            f"our CPU seconds (download {download.output['cpu_seconds']:.1f} s + parse/load "
-            f"{ours_load.output['cpu_seconds']:.1f} s; sshd not counted) / {cores} cores, "
-            f"{label}",
+            f"CPU seconds (our download {download.output['cpu_seconds']:.1f} s + the loopback "
+            f"sshd's {sshd_cpu:.1f} s + parse/load {ours_load.output['cpu_seconds']:.1f} s) / "
+            f"{cores} cores, {label}",
             fmt_rate(size, overlap_floor),
             duck_rate,
             f"DuckDB `read_csv` into a table ({duck.output['cpu_seconds']:.1f} CPU s)",
             duck_s / overlap_floor,
             "reference for the >= 0.70 e2e target",
+            None,
+        ),
+        Row(
+            "parse + load CPU budget for the >= 0.70 e2e target, even with perfect overlap: "
+            f"{cores} cores x read_csv time / 0.70 - download CPU - sshd CPU, {label}",
+            f"{load_cpu_budget:.1f} CPU s (ours: {ours_load.output['cpu_seconds']:.1f})",
+            f"{duck.output['cpu_seconds']:.1f} CPU s",
+            "DuckDB `read_csv` into a table, its own CPU seconds",
+            load_cpu_budget / duck.output["cpu_seconds"],
+            "reference (below 1: parse + load would have to cost less than read_csv itself)",
             None,
         ),
         Row(

@@ -113,6 +113,22 @@ class LoopbackSSHD:
         log = self.log_path.read_text(errors="replace")[-2000:]
         raise BenchError(f"sshd did not start on 127.0.0.1:{self.port}; its log:\n{log}")
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds sshd has used so far: the listener's own and those of its finished
+        session processes (reaped children count in the listener's cutime/cstime). Waits up to
+        5 s for running sessions to end, so a transfer that just finished is counted."""
+        if self.process is None:
+            raise BenchError("sshd is not running")
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        deadline = time.monotonic() + 5.0
+        while children.read_text().strip() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # utime, stime, cutime, cstime: fields 14-17 of proc(5), counted from the state field
+        return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         stop_process(self.process, timeout=5.0)
         self.process = None
