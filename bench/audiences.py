@@ -168,9 +168,9 @@ def run(db_path: Path, events: int, contacts: int, touched_share: float = 0.01) 
     """Generate, measure the scan, the full recompute and the run after one more file."""
     import duckdb
 
-    from responsys_assets.audiences.memberships import recompute
-    from responsys_assets.audiences.rules import load_ready_made
-    from responsys_assets.resources.warehouse import apply_migrations
+    from responsys_assets.defs.audiences.memberships import recompute
+    from responsys_assets.defs.audiences.rules import load_ready_made
+    from responsys_assets.warehouse import apply_migrations
 
     out: dict = {"events": events, "contacts": contacts, "incremental": []}
     conn = duckdb.connect(str(db_path))

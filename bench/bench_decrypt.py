@@ -114,7 +114,7 @@ def run_ours(key_file: Path, src: Path, dst: Path) -> dict:
 
 def child_main(key_file: Path, src: Path, dst: Path) -> None:
     started = time.perf_counter()
-    from responsys_assets.ingest.decrypt import Decryptor
+    from responsys_assets.lib.pgp import Decryptor
 
     decryptor = Decryptor(key_file.read_text(), sys.stdin.read())
     rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -77,7 +77,7 @@ def run_ours(csv_path: Path, db_path: Path) -> dict:
     """Runs in the child: parse batches and insert them into responsys.events."""
     import duckdb
 
-    from responsys_assets.ingest.parse import parse_event_file
+    from responsys_assets.defs.ingest.parse import parse_event_file
 
     started = time.perf_counter()
     conn = duckdb.connect(str(db_path))

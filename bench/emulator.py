@@ -63,7 +63,7 @@ class EmulatorProcess:
 
 
 def child_main(state_dir: Path) -> None:
-    from responsys_assets.sandbox.api_emulator import EmulatorServer, EmulatorSettings
+    from responsys_assets.sandbox.api import EmulatorServer, EmulatorSettings
 
     settings = json.loads(sys.stdin.readline())
     server = EmulatorServer(state_dir, EmulatorSettings(**settings))

@@ -52,7 +52,7 @@ def build_warehouse(db_path: Path, members: int) -> None:
     """Profiles, scores and one ENTER per contact, as an audience evaluation leaves them."""
     import duckdb
 
-    from responsys_assets.resources.warehouse import apply_migrations
+    from responsys_assets.warehouse import apply_migrations
 
     conn = duckdb.connect(str(db_path))
     try:
@@ -143,7 +143,7 @@ def _export():  # noqa: ANN202
 
 
 def _client(base_url: str):  # noqa: ANN202
-    from responsys_assets.resources.responsys_api import ResponsysClient
+    from responsys_assets.lib.responsys import ResponsysClient
 
     return ResponsysClient(endpoint=base_url, username=USER, password=PASSWORD)
 
@@ -152,8 +152,8 @@ def run_pipeline(db_path: Path, base_url: str) -> dict:
     """In the child: the backfill, then a run with no new changes."""
     import duckdb
 
-    from responsys_assets.exports.profile_list import ProfileListHandler
-    from responsys_assets.exports.runner import run_export
+    from responsys_assets.defs.exports.handlers.profile_list import ProfileListHandler
+    from responsys_assets.defs.exports.runner import run_export
 
     out: dict = {}
     conn = duckdb.connect(str(db_path))
@@ -187,7 +187,7 @@ def run_pipeline(db_path: Path, base_url: str) -> dict:
 def probe_emulator(base_url: str, members: int, calls: int) -> dict:
     """The emulator's own speed: merges of 200 existing members back to back, no pacing left
     that could bind (the probe's emulator has a limit far above what it can serve)."""
-    from responsys_assets.exports.records import merge_rule
+    from responsys_assets.defs.exports.records import merge_rule
 
     rule = merge_rule(_export().merge_rule)
     names = ["RIID_", "EMAIL_ADDRESS_", "RECENCY_SCORE", "PROPENSITY"]
@@ -214,7 +214,7 @@ def measure(work: Path, members: int, limit_per_minute: int) -> tuple[list, dict
     from common import Row, fmt_seconds, run_child
     from emulator import EmulatorProcess
 
-    from responsys_assets.sandbox.api_emulator import default_rate_limits
+    from responsys_assets.sandbox.api import default_rate_limits
     from responsys_assets.sandbox.store import Store
 
     raw: dict = {"members": members, "limit_per_minute": limit_per_minute}

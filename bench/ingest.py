@@ -40,8 +40,8 @@ def _sha256(path: Path) -> str:
 
 
 def stage_download(args: dict) -> dict:
-    from responsys_assets.ingest.landing import LandingZone
-    from responsys_assets.resources.sftp import SFTPSource
+    from responsys_assets.lib.landing import LandingZone
+    from responsys_assets.lib.sftp import SFTPSource
 
     source = SFTPSource(
         host=args["host"],
@@ -53,7 +53,7 @@ def stage_download(args: dict) -> dict:
     )
     started, cpu = time.perf_counter(), time.process_time()
     with source:
-        landed = source.download(args["name"], LandingZone(Path(args["landing"])))
+        landed = source.download(args["name"], LandingZone(Path(args["landing"]))).landed
     return {
         "seconds": time.perf_counter() - started,
         "cpu_seconds": time.process_time() - cpu,
@@ -64,7 +64,7 @@ def stage_download(args: dict) -> dict:
 
 
 def stage_decrypt(args: dict) -> dict:
-    from responsys_assets.ingest.decrypt import Decryptor
+    from responsys_assets.lib.pgp import Decryptor
 
     passphrase = sys.stdin.read()
     armored = Path(args["key_path"]).read_text()
@@ -83,8 +83,8 @@ def stage_decrypt(args: dict) -> dict:
 def stage_load(args: dict) -> dict:
     import duckdb
 
-    from responsys_assets.ingest.load import FileRecord, load_file
-    from responsys_assets.resources.warehouse import apply_migrations
+    from responsys_assets.defs.ingest.load import FileRecord, load_file
+    from responsys_assets.warehouse import apply_migrations
 
     plain = Path(args["plain"])
     conn = duckdb.connect(args["db"])

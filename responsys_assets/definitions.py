@@ -1,4 +1,8 @@
-"""The one Definitions object: loaded by workspace.yaml, `dagster dev` and the CLI alike."""
+"""The one Definitions object: loaded by workspace.yaml, `dagster dev` and the CLI alike.
+
+Wiring only. The environment is chosen here, once: production resources fed from `EnvVar`s,
+or the embedded sandbox's when no connection variable is set. Nothing below this module asks.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +11,37 @@ import os
 
 import dagster as dg
 
-from responsys_assets.audiences.assets import AUDIENCE_ASSET_KEYS, build_audience_assets
 from responsys_assets.config import ProjectConfig, export_cron, load_config
-from responsys_assets.exports.assets import build_export_assets, export_key
-from responsys_assets.ingest.assets import EVENTS, LANDED_FILES, build_ingest_assets
-from responsys_assets.ingest.checks import FEEDS_STILL_ARRIVING, build_ingest_checks
-from responsys_assets.ingest.partitions import responsys_files
-from responsys_assets.ingest.sensors import INGEST_JOB, build_sftp_sensor
-from responsys_assets.resources.connections import (
-    PGPResource,
-    ResponsysAPIResource,
-    SFTPResource,
+from responsys_assets.defs.audiences.assets import build_audience_assets
+from responsys_assets.defs.exports.assets import build_export_assets
+from responsys_assets.defs.ingest.assets import build_ingest_assets
+from responsys_assets.defs.ingest.checks import build_ingest_checks
+from responsys_assets.defs.ingest.partitions import responsys_files
+from responsys_assets.defs.ingest.sensors import build_sftp_sensor
+from responsys_assets.keys import (
+    AUDIENCE_ASSET_KEYS,
+    AUDIENCES_JOB,
+    AUDIENCES_SCHEDULE,
+    AUDIENCES_SENSOR,
+    EVENTS,
+    FEED_CHECK_CRON,
+    FEED_CHECK_JOB,
+    FEED_CHECK_SCHEDULE,
+    FEED_DEADLINES,
+    FEEDS_STILL_ARRIVING,
+    INGEST_JOB,
+    LANDED_FILES,
+    audiences_cron,
+    export_job,
+    export_key,
+    export_schedule,
 )
-from responsys_assets.resources.warehouse import WarehouseResource
+from responsys_assets.resources import PGPResource, ResponsysAPIResource, SFTPResource
 from responsys_assets.settings import Settings, load_settings
 from responsys_assets.validation import validate_project
+from responsys_assets.warehouse.resource import WarehouseResource
 
 log = logging.getLogger("responsys_assets")
-
-AUDIENCES_JOB = "audiences_job"
 
 
 def _optional_env(name: str):
@@ -33,25 +49,14 @@ def _optional_env(name: str):
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
-def build_resources(settings: Settings, config: ProjectConfig) -> dict:
-    warehouse = WarehouseResource(
-        path=str(settings.warehouse_path), landing_dir=str(settings.landing_dir)
-    )
-    if settings.is_sandbox:
-        sandbox = str(settings.sandbox_dir)
-        return {
-            "warehouse": warehouse,
-            "sftp": SFTPResource(sandbox_dir=sandbox, ready_suffix=config.ingest.ready_suffix),
-            "pgp": PGPResource(sandbox_dir=sandbox),
-            "responsys": ResponsysAPIResource(sandbox_dir=sandbox),
-        }
+def production_resources(config: ProjectConfig) -> dict:
+    """The Responsys account named by the RESPONSYS_* variables (read as EnvVars, never logged)."""
     port = (
         {"port": dg.EnvVar.int("RESPONSYS_SFTP_PORT")}
         if os.environ.get("RESPONSYS_SFTP_PORT")
         else {}
     )
     return {
-        "warehouse": warehouse,
         "sftp": SFTPResource(
             host=dg.EnvVar("RESPONSYS_SFTP_HOST"),
             username=dg.EnvVar("RESPONSYS_SFTP_USERNAME"),
@@ -73,8 +78,23 @@ def build_resources(settings: Settings, config: ProjectConfig) -> dict:
     }
 
 
-def audiences_cron(minutes: int) -> str:
-    return "0 * * * *" if minutes == 60 else f"*/{minutes} * * * *"
+def sandbox_resources(settings: Settings, config: ProjectConfig) -> dict:
+    """The embedded sandbox's SFTP server, PGP key and API emulator."""
+    from responsys_assets.sandbox.resources import sandbox_resources as resources
+
+    return resources(settings.sandbox_dir, config.ingest.ready_suffix)
+
+
+def build_resources(settings: Settings, config: ProjectConfig) -> dict:
+    """The warehouse, plus production or sandbox connections: the one place that chooses."""
+    warehouse = WarehouseResource(
+        path=str(settings.warehouse_path), landing_dir=str(settings.landing_dir)
+    )
+    if settings.is_sandbox:
+        connections = sandbox_resources(settings, config)
+    else:
+        connections = production_resources(config)
+    return {"warehouse": warehouse, **connections}
 
 
 def build_definitions(
@@ -106,21 +126,21 @@ def build_definitions(
     )
     export_assets = build_export_assets(config)
     feed_check_job = dg.define_asset_job(
-        "feed_arrival_check_job",
+        FEED_CHECK_JOB,
         selection=dg.AssetSelection.checks(FEEDS_STILL_ARRIVING),
         description="Flags a feed whose files stopped arriving.",
     )
     jobs: list = [ingest_job, audiences_job, feed_check_job]
     schedules = [
         dg.ScheduleDefinition(
-            name="feed_arrival_check_schedule",
+            name=FEED_CHECK_SCHEDULE,
             job=feed_check_job,
-            cron_schedule="30 * * * *",
+            cron_schedule=FEED_CHECK_CRON,
             default_status=dg.DefaultScheduleStatus.RUNNING,
-            description="Hourly: warn after ~7 h and fail after ~13 h without a file per feed.",
+            description=f"Hourly: {FEED_DEADLINES} without a file per feed.",
         ),
         dg.ScheduleDefinition(
-            name="audiences_schedule",
+            name=AUDIENCES_SCHEDULE,
             job=audiences_job,
             cron_schedule=audiences_cron(config.audiences.evaluate_every_minutes),
             default_status=dg.DefaultScheduleStatus.RUNNING,
@@ -131,21 +151,21 @@ def build_definitions(
         if not export.enabled:
             continue
         job = dg.define_asset_job(
-            f"export_{export.name}_job",
+            export_job(export.name),
             selection=dg.AssetSelection.assets(export_key(export.name)),
             description=f"Run the {export.type} export '{export.name}'.",
         )
         jobs.append(job)
         schedules.append(
             dg.ScheduleDefinition(
-                name=f"export_{export.name}_schedule",
+                name=export_schedule(export.name),
                 job=job,
                 cron_schedule=export_cron(export),
                 default_status=dg.DefaultScheduleStatus.RUNNING,
             )
         )
     automation = dg.AutomationConditionSensorDefinition(
-        "audiences_on_new_events",
+        AUDIENCES_SENSOR,
         target=dg.AssetSelection.assets(*AUDIENCE_ASSET_KEYS),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=60,
@@ -153,7 +173,7 @@ def build_definitions(
     )
     return dg.Definitions(
         assets=[*ingest_assets, *audience_assets, *export_assets],
-        asset_checks=build_ingest_checks(),
+        asset_checks=build_ingest_checks(config.ingest),
         jobs=jobs,
         schedules=schedules,
         sensors=[build_sftp_sensor(config.ingest, ingest_job), automation],

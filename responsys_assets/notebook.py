@@ -2,7 +2,7 @@
 
 DuckDB lets one process write a file, and a read-write open fails while anyone else holds it, even
 read-only. So the pipeline publishes `warehouse.snapshot.duckdb` after every write
-(`resources.warehouse.publish_snapshot`) and notebooks read only that: a notebook never blocks or
+(`warehouse.snapshot.publish_snapshot`) and notebooks read only that: a notebook never blocks or
 fails a run, and a run never breaks an open notebook (it keeps the snapshot it opened until
 `refresh()`).
 """
@@ -16,6 +16,7 @@ import duckdb
 import polars as pl
 
 from responsys_assets.settings import load_settings
+from responsys_assets.warehouse.snapshot import snapshot_path
 
 OPEN_ATTEMPTS = 20
 _shared: duckdb.DuckDBPyConnection | None = None
@@ -27,16 +28,6 @@ class SnapshotMissingError(FileNotFoundError):
 
 class SnapshotBusyError(RuntimeError):
     """The snapshot kept being replaced while we opened it (a writer publishing nonstop)."""
-
-
-def snapshot_path(warehouse: str | Path) -> Path:
-    """Where the pipeline publishes the copy of `warehouse` that notebooks read.
-
-    `warehouse.duckdb` -> `warehouse.snapshot.duckdb`, beside it. Defined here, with its readers,
-    so that importing this module stays light (no Dagster).
-    """
-    warehouse = Path(warehouse)
-    return warehouse.with_name(f"{warehouse.stem}.snapshot{warehouse.suffix}")
 
 
 def snapshot_file(path: str | Path | None = None) -> Path:

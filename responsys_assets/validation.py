@@ -6,25 +6,25 @@ profile columns, exports against audiences, and every Responsys name against Res
 
 from __future__ import annotations
 
+import dagster as dg
 import duckdb
-from dagster._utils.schedules import is_valid_cron_string
 
-from responsys_assets.audiences.rules import (
+from responsys_assets.config import ConfigError, ProjectConfig
+from responsys_assets.defs.audiences.rules import (
     AudienceDefinition,
     AudienceRuleError,
     load_ready_made,
     rule_columns,
     validate_rules,
 )
-from responsys_assets.config import ConfigError, ProjectConfig
-from responsys_assets.exports.naming import (
+from responsys_assets.defs.exports.naming import (
     SYSTEM_COLUMNS,
     InvalidResponsysName,
     validate_field_name,
     validate_folder_name,
     validate_object_name,
 )
-from responsys_assets.resources.warehouse import apply_migrations
+from responsys_assets.warehouse import apply_migrations
 
 
 def audience_definitions(config: ProjectConfig) -> list[AudienceDefinition]:
@@ -144,7 +144,7 @@ def validate_project(config: ProjectConfig) -> list[AudienceDefinition]:
                 )
         if export.type == "profile_list":
             problems.extend(_side_pet_problems(export, known, columns))
-        if export.cron and not is_valid_cron_string(export.cron):
+        if export.cron and not is_valid_cron(export.cron):
             problems.append(f"{where}: cron {export.cron!r} is not a valid cron schedule")
         for kind, name, checker in _export_names(export):
             try:
@@ -159,3 +159,12 @@ def validate_project(config: ProjectConfig) -> list[AudienceDefinition]:
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
     return audiences
+
+
+def is_valid_cron(cron: str) -> bool:
+    """Whether Dagster accepts `cron` as a schedule (its public check, without private imports)."""
+    try:
+        dg.ScheduleDefinition(name="cron_check", cron_schedule=cron, job_name="cron_check")
+    except dg.DagsterInvalidDefinitionError:
+        return False
+    return True

@@ -15,14 +15,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from responsys_assets.audiences.assets import MEMBERSHIPS, PROFILES
 from responsys_assets.config import ProjectConfig, load_config
-from responsys_assets.definitions import AUDIENCES_JOB, build_definitions
-from responsys_assets.exports.assets import export_key
-from responsys_assets.ingest.assets import CHANGED_TAG, EVENTS
-from responsys_assets.ingest.partitions import responsys_files
-from responsys_assets.resources.connections import SFTPResource
+from responsys_assets.definitions import build_definitions
+from responsys_assets.defs.ingest.assets import CHANGED_TAG
+from responsys_assets.defs.ingest.partitions import responsys_files
+from responsys_assets.keys import AUDIENCES_JOB, EVENTS, MEMBERSHIPS, PROFILES, export_key
 from responsys_assets.sandbox import SampleData, Sandbox
+from responsys_assets.sandbox.resources import SandboxSFTPResource
 from responsys_assets.settings import DEFAULT_CONFIG, PROJECT_ROOT, load_settings
 
 SENSOR = "sftp_file_sensor"
@@ -88,7 +87,7 @@ class Daemon:
         self.defs = defs
         self.instance = instance
         self.sensor = defs.resolve_sensor_def(SENSOR)
-        self.resources = {"sftp": SFTPResource(sandbox_dir=str(sandbox.folder))}
+        self.resources = {"sftp": SandboxSFTPResource(sandbox_dir=str(sandbox.folder))}
         self.cursor: str | None = None
 
     def context(self, cursor: str | None) -> dg.SensorEvaluationContext:
@@ -141,7 +140,7 @@ def test_first_tick_adds_a_partition_and_a_run_per_file(defs, instance, sandbox)
         instance=instance,
         instance_ref=instance.get_ref(),
         definitions=defs,
-        resources={"sftp": SFTPResource(sandbox_dir=str(sandbox.folder))},
+        resources={"sftp": SandboxSFTPResource(sandbox_dir=str(sandbox.folder))},
     )
     data = defs.resolve_sensor_def(SENSOR).evaluate_tick(context)
     files = remote_names(sandbox)

@@ -15,13 +15,18 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from responsys_assets.audiences.assets import AUDIENCE_ASSET_KEYS
 from responsys_assets.config import export_cron, load_config
-from responsys_assets.definitions import AUDIENCES_JOB, build_definitions
-from responsys_assets.exports.assets import cron_interval, export_key
-from responsys_assets.ingest.assets import EVENTS, LANDED_FILES
-from responsys_assets.ingest.sensors import INGEST_JOB
-from responsys_assets.resources.warehouse import WRITER_POOL
+from responsys_assets.definitions import build_definitions
+from responsys_assets.defs.exports.assets import cron_interval
+from responsys_assets.keys import (
+    AUDIENCE_ASSET_KEYS,
+    AUDIENCES_JOB,
+    EVENTS,
+    INGEST_JOB,
+    LANDED_FILES,
+    WRITER_POOL,
+    export_key,
+)
 from responsys_assets.settings import load_settings
 
 SNAPSHOT = Path(__file__).parent / "asset_graph.json"

@@ -18,7 +18,7 @@ from responsys_assets import config as config_module
 from responsys_assets import settings as settings_module
 from responsys_assets.config import ProjectConfig, parse_config
 from responsys_assets.definitions import build_definitions
-from responsys_assets.exports.handlers import handler_for
+from responsys_assets.defs.exports.handlers.registry import handler_for
 from responsys_assets.settings import CONNECTION_VARS, PROJECT_ROOT, load_settings
 from responsys_assets.validation import validate_project
 

@@ -20,18 +20,15 @@ import duckdb
 import pytest
 
 from responsys_assets import notebook
-from responsys_assets.resources.warehouse import (
-    WarehouseResource,
-    open_connection,
-    snapshot_path,
-)
 from responsys_assets.settings import PROJECT_ROOT
+from responsys_assets.warehouse import open_connection, snapshot_path
+from responsys_assets.warehouse.resource import WarehouseResource
 
 # Each write adds batch k with 10*k items in one transaction; a consistent view has, for every
 # batch it sees, exactly that many items, and batches 1..n without a gap.
 WRITER = r"""
 import json, sys, time
-from responsys_assets.resources.warehouse import WarehouseResource
+from responsys_assets.warehouse.resource import WarehouseResource
 
 path, count = sys.argv[1], int(sys.argv[2])
 warehouse = WarehouseResource(path=path, landing_dir=path + ".landing", lock_wait_seconds=10)

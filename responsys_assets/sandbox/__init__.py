@@ -61,7 +61,7 @@ def contacts_from_files(outbound: Path) -> list[dict]:
 def seed_account(store, config: ProjectConfig, contacts: list[dict] | None = None) -> None:
     """Create in the emulator what a Responsys account already has: lists with the contacts
     whose events we import, and the campaigns and custom events an admin set up by hand."""
-    from responsys_assets.sandbox.api_emulator import _email_hashes
+    from responsys_assets.sandbox.api import _email_hashes
 
     for export in config.exports:
         folder = getattr(export, "folder", None)
@@ -129,7 +129,7 @@ class Sandbox:
         self.generated_files: list[Path] = []
 
     def start(self) -> SandboxConnection:
-        from responsys_assets.sandbox.api_emulator import EmulatorServer, EmulatorSettings
+        from responsys_assets.sandbox.api import EmulatorServer, EmulatorSettings
         from responsys_assets.sandbox.keys import ensure_ssh_keys
         from responsys_assets.sandbox.pgp_key import ensure_pgp_key
         from responsys_assets.sandbox.sftp_server import SandboxSFTPServer

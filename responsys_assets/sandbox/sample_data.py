@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from responsys_assets.ingest.feeds import COMMON_COLUMNS, CONTACTS, LAUNCH_STATE, LAYOUTS
+from responsys_assets.lib.feeds import COMMON_COLUMNS, CONTACTS, LAUNCH_STATE, LAYOUTS
 
 DEFAULT_FEEDS: tuple[str, ...] = (
     "SENT",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from responsys_assets.notebook import snapshot_path
+from responsys_assets.warehouse import snapshot_path
 from tests.e2e.cli_support import cli_env, run_cli
 
 

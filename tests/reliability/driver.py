@@ -17,9 +17,9 @@ from pathlib import Path
 
 import duckdb
 
-from responsys_assets.ingest.decrypt import Decryptor
-from responsys_assets.ingest.landing import SIDECAR_SUFFIX, LandingZone
-from responsys_assets.resources.responsys_api import ResponsysClient
+from responsys_assets.lib.landing import SIDECAR_SUFFIX, LandingZone
+from responsys_assets.lib.pgp import Decryptor
+from responsys_assets.lib.responsys import ResponsysClient
 
 LOCK_WAIT_SECONDS = 60.0
 

@@ -15,8 +15,8 @@ from responsys_assets.config import (
     MergeRuleConfig,
     ProfileListExport,
 )
-from responsys_assets.exports.handlers import handler_for
-from responsys_assets.exports.runner import ExportReport, run_export
+from responsys_assets.defs.exports.handlers.registry import handler_for
+from responsys_assets.defs.exports.runner import ExportReport, run_export
 from responsys_assets.sandbox.store import Store
 from tests.reliability.support import opted_out_contacted, triggers_twice
 
@@ -86,7 +86,7 @@ def seed_emulator(store: Store, contacts: int) -> None:
 
 def seed_warehouse(path: Path, contacts: int) -> None:
     """Every contact ENTERs the audience; every fifth one is suppressed (opted out)."""
-    from tests.exports.warehouse_rows import add_change, add_contact, open_warehouse
+    from tests.defs.exports.warehouse_rows import add_change, add_contact, open_warehouse
 
     conn = open_warehouse(path)
     try:

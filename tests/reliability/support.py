@@ -18,10 +18,10 @@ from pathlib import Path
 
 import duckdb
 
-from responsys_assets.ingest.decrypt import Decryptor, is_pgp_file
-from responsys_assets.ingest.feeds import parse_file_name
-from responsys_assets.ingest.landing import LandingZone
-from responsys_assets.ingest.load import FileRecord, LoadResult, load_file
+from responsys_assets.defs.ingest.load import FileRecord, LoadResult, load_file
+from responsys_assets.lib.feeds import parse_file_name
+from responsys_assets.lib.landing import LandingZone
+from responsys_assets.lib.pgp import Decryptor, is_pgp_file
 from responsys_assets.sandbox.store import Store
 from responsys_assets.settings import PROJECT_ROOT
 

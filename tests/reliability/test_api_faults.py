@@ -13,8 +13,8 @@ import duckdb
 import httpx
 import pytest
 
-from responsys_assets.resources.responsys_api import ResponsysClient
-from responsys_assets.sandbox.api_emulator import EmulatorServer, EmulatorSettings
+from responsys_assets.lib.responsys import ResponsysClient
+from responsys_assets.sandbox.api import EmulatorServer, EmulatorSettings
 from tests.reliability.exports_setup import (
     PASSWORD,
     USER,

@@ -22,8 +22,8 @@ import duckdb
 import pytest
 
 from responsys_assets.config import load_config
-from responsys_assets.ingest.decrypt import Decryptor
-from responsys_assets.ingest.landing import SIDECAR_SUFFIX
+from responsys_assets.lib.landing import SIDECAR_SUFFIX
+from responsys_assets.lib.pgp import Decryptor
 from responsys_assets.sandbox import SampleData, Sandbox
 from responsys_assets.settings import PROJECT_ROOT
 from tests.reliability.support import (

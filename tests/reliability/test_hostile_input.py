@@ -16,19 +16,20 @@ import duckdb
 import pytest
 
 from responsys_assets.config import ConfigError, parse_config
-from responsys_assets.ingest.decrypt import CorruptFileError, DecryptError, Decryptor, WrongKeyError
-from responsys_assets.ingest.landing import LandingZone, UnsafeFileName, safe_local_name
-from responsys_assets.ingest.load import FileRecord, load_file
-from responsys_assets.ingest.parse import FileContractError
-from responsys_assets.ingest.planning import plan_files
-from responsys_assets.resources.responsys_api import (
+from responsys_assets.defs.ingest.load import FileRecord, load_file
+from responsys_assets.defs.ingest.parse import FileContractError
+from responsys_assets.defs.ingest.planning import plan_files
+from responsys_assets.lib.file_names import UnsafeFileName, safe_local_name
+from responsys_assets.lib.landing import LandingZone
+from responsys_assets.lib.pgp import CorruptFileError, DecryptError, Decryptor, WrongKeyError
+from responsys_assets.lib.responsys import (
     InsecureEndpoint,
     ResponsysClient,
     normalise_endpoint,
 )
-from responsys_assets.resources.sftp import HostKeyError, RemoteFile, SFTPSource
-from responsys_assets.resources.warehouse import apply_migrations
+from responsys_assets.lib.sftp import HostKeyError, RemoteFile, SFTPSource
 from responsys_assets.validation import validate_project
+from responsys_assets.warehouse import apply_migrations
 from tests.reliability.support import csv_data_rows, event_figures
 
 pytestmark = pytest.mark.reliability

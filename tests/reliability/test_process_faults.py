@@ -13,14 +13,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from responsys_assets.ingest.landing import LandingZone
-from responsys_assets.resources.sftp import SFTPError, SFTPSource
-from responsys_assets.resources.warehouse import (
+from responsys_assets.lib.landing import LandingZone
+from responsys_assets.lib.sftp import SFTPError, SFTPSource
+from responsys_assets.sandbox.api import EmulatorServer, EmulatorSettings
+from responsys_assets.warehouse import (
     WarehouseLockedError,
     apply_migrations,
     open_connection,
 )
-from responsys_assets.sandbox.api_emulator import EmulatorServer, EmulatorSettings
 from tests.reliability.exports_setup import (
     PASSWORD,
     USER,
@@ -235,7 +235,7 @@ def test_warehouse_locked_by_a_reader(hold_seconds, tmp_path, files, gpg_home, s
 
 
 def _decryptor(gpg_home):
-    from responsys_assets.ingest.decrypt import Decryptor
+    from responsys_assets.lib.pgp import Decryptor
 
     return Decryptor(gpg_home.private_key_armored, gpg_home.passphrase)
 

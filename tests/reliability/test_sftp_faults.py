@@ -14,13 +14,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from responsys_assets.ingest.decrypt import Decryptor
-from responsys_assets.ingest.landing import LandedFileChanged, LandingZone
-from responsys_assets.ingest.planning import plan_files
-from responsys_assets.resources.sftp import SFTPSource
-from responsys_assets.resources.warehouse import apply_migrations
+from responsys_assets.defs.ingest.planning import plan_files
+from responsys_assets.lib.landing import LandedFileChanged, LandingZone
+from responsys_assets.lib.pgp import Decryptor
+from responsys_assets.lib.sftp import SFTPSource
 from responsys_assets.sandbox.keys import ensure_ssh_keys
 from responsys_assets.sandbox.sftp_server import SandboxSFTPServer
+from responsys_assets.warehouse import apply_migrations
 from tests.reliability.files import ConnectFiles, make_connect_files
 from tests.reliability.support import CuttingProxy, csv_data_rows, event_figures, ingest_landed
 
@@ -53,7 +53,7 @@ def land_and_load(source: SFTPSource, tmp: Path, files: ConnectFiles, decryptor)
     try:
         apply_migrations(conn)
         for name in files.names:
-            landed = source.download(name, zone)
+            landed = source.download(name, zone).landed
             assert landed.sha256 == sha256(files.folder / name), f"{name} landed incomplete"
             ingest_landed(conn, zone, name, decryptor)
         return (*event_figures(conn, files.expected), zone)

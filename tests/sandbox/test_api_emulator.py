@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from responsys_assets.sandbox.api_emulator import (
+from responsys_assets.sandbox.api import (
     EmulatorServer,
     EmulatorSettings,
     field_name_problem,

@@ -7,8 +7,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from responsys_assets.ingest.feeds import parse_file_name
-from responsys_assets.ingest.parse import parse_event_file
+from responsys_assets.defs.ingest.parse import parse_event_file
+from responsys_assets.lib.feeds import parse_file_name
 from responsys_assets.sandbox.sample_data import (
     CLICK_HEADER,
     DEFAULT_FEEDS,

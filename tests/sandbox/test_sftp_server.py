@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from responsys_assets.ingest.landing import LandingZone
-from responsys_assets.resources.sftp import SFTPAuthError, SFTPError, SFTPSource
+from responsys_assets.lib.landing import LandingZone
+from responsys_assets.lib.sftp import SFTPAuthError, SFTPError, SFTPSource
 from responsys_assets.sandbox.keys import ensure_ssh_keys
 from responsys_assets.sandbox.sftp_server import SandboxSFTPServer
 from tests.support.sftp_sources import sandbox_source
@@ -74,7 +74,7 @@ def test_list_and_download_through_sftp_source(sandbox, tmp_path):
 
     with _source(server, keys) as source:
         assert [f.name for f in source.list_files()] == ["events.csv.gpg", "other.csv"]
-        landed = source.download("events.csv.gpg", LandingZone(tmp_path / "landing"))
+        landed = source.download("events.csv.gpg", LandingZone(tmp_path / "landing")).landed
     assert landed.sha256 == hashlib.sha256(data).hexdigest()
 
 
@@ -105,7 +105,7 @@ def test_dropped_connection_mid_download_is_retried(sandbox, tmp_path):
     server.drop_after_bytes = 300_000
 
     with _source(server, keys) as source:
-        landed = source.download("big.csv.gpg", LandingZone(tmp_path / "landing"))
+        landed = source.download("big.csv.gpg", LandingZone(tmp_path / "landing")).landed
 
     assert server.drops == 1
     assert landed.sha256 == hashlib.sha256(data).hexdigest()
@@ -184,6 +184,6 @@ def test_empty_file_downloads(sandbox, tmp_path):
     server, keys = sandbox
     (server.root / "empty.csv").write_bytes(b"")
     with _source(server, keys) as source:
-        landed = source.download("empty.csv", LandingZone(tmp_path / "landing"))
+        landed = source.download("empty.csv", LandingZone(tmp_path / "landing")).landed
     assert landed.size == 0
     assert landed.sha256 == hashlib.sha256(b"").hexdigest()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from responsys_assets.resources.sftp import SFTPSource
+from responsys_assets.lib.sftp import SFTPSource
 
 FAST = dict(connect_timeout=5.0, read_timeout=10.0, max_attempts=2, backoff_seconds=0.05)
 

@@ -1,0 +1,1 @@
+"""One module per export type; `registry` says which handles which, `base` what they all offer."""

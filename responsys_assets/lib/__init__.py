@@ -1,0 +1,1 @@
+"""Plain libraries: no Dagster, and nothing from above `lib` (enforced by import-linter)."""
