@@ -40,6 +40,7 @@ validate: install
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 test: install system-deps
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-reliability: install system-deps
@@ -49,6 +50,7 @@ bench: install system-deps
 	$(BIN)/python bench/run.py
 
 lint: install
+	$(BIN)/lint-imports
 	$(BIN)/ruff check responsys_assets tests bench
 	$(BIN)/ruff format --check responsys_assets tests bench
 

@@ -12,7 +12,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _project_root() -> Path:
+    """The source checkout this package sits in; for an installed wheel, the working directory.
+
+    Relative paths (the defaults below, and relative values of the variables) resolve there.
+    """
+    checkout = PACKAGE_DIR.parent
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+
+
+PROJECT_ROOT = _project_root()
 
 SFTP_VARS = (
     "RESPONSYS_SFTP_HOST",
@@ -100,7 +112,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         mode=mode,
         warehouse_path=_path(env, "RESPONSYS_WAREHOUSE", DEFAULT_WAREHOUSE),
-        config_path=_path(env, "RESPONSYS_CONFIG", DEFAULT_CONFIG),
+        config_path=_path(env, "RESPONSYS_CONFIG", DEFAULT_CONFIG)
+        if env.get("RESPONSYS_CONFIG")
+        else shipped_file("example_config.yaml"),
         landing_dir=_path(env, "RESPONSYS_LANDING_DIR", DEFAULT_LANDING_DIR),
         sandbox_dir=_path(env, "RESPONSYS_SANDBOX_DIR", DEFAULT_SANDBOX_DIR),
     )
@@ -110,3 +124,15 @@ def secret_values(env: Mapping[str, str] | None = None) -> list[str]:
     """The secret values currently set, for redaction and for tests that grep output."""
     env = os.environ if env is None else env
     return [env[name] for name in SECRET_VARS if env.get(name)]
+
+
+def shipped_file(name: str) -> Path:
+    """A file the project ships: the checkout's own, or the installed wheel's copy.
+
+    `example_config.yaml` lives in the package; `dagster.yaml` at the checkout's top, and the
+    wheel carries a copy inside the package (pyproject.toml, force-include).
+    """
+    for candidate in (PROJECT_ROOT / name, PACKAGE_DIR / name):
+        if candidate.is_file():
+            return candidate
+    return PACKAGE_DIR / name

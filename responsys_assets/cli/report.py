@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from responsys_assets.settings import Settings
+from responsys_assets.cli.pipeline import require_warehouse
+from responsys_assets.settings import Settings, load_settings
 from responsys_assets.warehouse import open_connection
+
+
+def add_parser(sub) -> None:
+    report = sub.add_parser("report", help="what is in the warehouse and what was exported")
+    report.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    settings = load_settings()
+    require_warehouse(settings)
+    print_report(settings)
+    return 0
 
 
 def _table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:

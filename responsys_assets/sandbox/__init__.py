@@ -61,7 +61,7 @@ def contacts_from_files(outbound: Path) -> list[dict]:
 def seed_account(store, config: ProjectConfig, contacts: list[dict] | None = None) -> None:
     """Create in the emulator what a Responsys account already has: lists with the contacts
     whose events we import, and the campaigns and custom events an admin set up by hand."""
-    from responsys_assets.sandbox.api import _email_hashes
+    from responsys_assets.sandbox.api.vocabulary import _email_hashes
 
     for export in config.exports:
         folder = getattr(export, "folder", None)
@@ -186,7 +186,8 @@ class Sandbox:
 
     def drop_sample_files(self, end: datetime | None = None, seed: int | None = None) -> list[Path]:
         """Write a Connect job's worth of event files into the SFTP folder (some encrypted)."""
-        from responsys_assets.sandbox.pgp_key import encrypt_bytes, ensure_pgp_key
+        from responsys_assets.lib.pgp import encrypt_bytes
+        from responsys_assets.sandbox.pgp_key import ensure_pgp_key
         from responsys_assets.sandbox.sample_data import DEFAULT_FEEDS, generate_event_files
 
         creds = _credentials(self.folder)

@@ -1,8 +1,9 @@
-"""The embedded sandbox's PGP key pair, and encryption of its sample files.
+"""The embedded sandbox's PGP key pair.
 
-The sandbox plays Responsys: it encrypts the Connect files it serves to this key, and the
-pipeline decrypts them with the private half, exactly as in production (where the key comes
-from the customer's GnuPG). The key is generated once with pgpy and reloaded afterwards.
+The sandbox plays Responsys: it encrypts the Connect files it serves to this key (with
+`responsys_assets.lib.pgp.encrypt_bytes`), and the pipeline decrypts them with the private half,
+exactly as in production (where the key comes from the customer's GnuPG). The key is generated
+once with pgpy and reloaded afterwards.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 with warnings.catch_warnings():
     # pgpy 0.6.0 references cipher classes that cryptography moved to "decrepit".
     warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-    from pgpy import PGPUID, PGPKey, PGPMessage
+    from pgpy import PGPUID, PGPKey
     from pgpy.constants import (
         CompressionAlgorithm,
         HashAlgorithm,
@@ -27,7 +28,7 @@ with warnings.catch_warnings():
     )
     from pgpy.errors import PGPDecryptionError, PGPError
 
-__all__ = ["SandboxPGPKey", "SandboxPGPKeyError", "encrypt_bytes", "ensure_pgp_key"]
+__all__ = ["SandboxPGPKey", "SandboxPGPKeyError", "ensure_pgp_key"]
 
 PRIVATE_KEY_FILE = "sandbox_pgp_private.asc"
 PUBLIC_KEY_FILE = "sandbox_pgp_public.asc"
@@ -61,16 +62,6 @@ def ensure_pgp_key(folder: Path, passphrase: str | None = None) -> SandboxPGPKey
     _write_private(public_path, public)
     _write_private(private_path, private)  # written last: its presence marks a complete pair
     return SandboxPGPKey(private, public, passphrase)
-
-
-def encrypt_bytes(public_key_armored: str, data: bytes, compress: bool = True) -> bytes:
-    """Encrypts data to the key (AES-256, ZLIB or no compression) as a binary OpenPGP message."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        key, _ = PGPKey.from_blob(public_key_armored)
-        compression = CompressionAlgorithm.ZLIB if compress else CompressionAlgorithm.Uncompressed
-        message = PGPMessage.new(data, compression=compression)
-        return bytes(key.encrypt(message, cipher=SymmetricKeyAlgorithm.AES256))
 
 
 def _generate(passphrase: str | None) -> tuple[str, str]:

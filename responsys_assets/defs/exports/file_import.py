@@ -27,8 +27,8 @@ import duckdb
 from responsys_assets.config import FileImportConfig
 from responsys_assets.defs.exports import ledger
 from responsys_assets.defs.exports.changes import PendingChange
-from responsys_assets.defs.exports.handlers.sftp_file import ConnectFileWriter, SftpExportError
-from responsys_assets.defs.exports.runner import SendOutcome
+from responsys_assets.defs.exports.connect_files import ConnectFileWriter, SftpExportError
+from responsys_assets.defs.exports.handlers.base import SendOutcome
 from responsys_assets.lib.sftp import SFTPSource
 
 FILE_BATCH_KIND = "file-"

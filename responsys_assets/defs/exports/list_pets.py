@@ -32,8 +32,8 @@ import duckdb
 import pyarrow as pa
 
 from responsys_assets.config import ProfileListExport
-from responsys_assets.defs.exports.handlers.pet import ensure_pet
 from responsys_assets.defs.exports.ledger import NOW
+from responsys_assets.defs.exports.pet_tables import ensure_pet
 from responsys_assets.defs.exports.records import as_text, chunks
 from responsys_assets.lib.responsys import ResponsysError, classify
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from responsys_assets.config import MergeRuleConfig
+from responsys_assets.defs.exports.changes import PendingChange
 from responsys_assets.lib.responsys import MergeRule
 
 # Match column (config spelling) -> (list system column, profile column)
@@ -89,3 +90,24 @@ def matchable(changes: list, rule: MergeRuleConfig, outcome) -> list:
         else:
             ready.append(change)
     return ready
+
+
+# contact_key prefixes (002_audiences.sql) -> the profile column they carry
+_KEY_PREFIXES = {"riid": "riid", "cust": "customer_id", "email": "email_sha256"}
+
+
+def known_identifiers(change: PendingChange) -> dict:
+    """The change's profile, with the identifier its contact_key carries filled in when missing.
+
+    An exit can outlive the contact's profile row; its contact_key ('riid:<n>', 'cust:<id>',
+    'email:<sha256>') still says who to remove.
+    """
+    profile = dict(change.profile)
+    prefix, _, value = change.contact_key.partition(":")
+    column = _KEY_PREFIXES.get(prefix)
+    if column and value and profile.get(column) in (None, ""):
+        if column == "riid":
+            profile[column] = int(value) if value.isdigit() else None
+        else:
+            profile[column] = value
+    return profile

@@ -12,7 +12,6 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import duckdb
 
@@ -37,40 +36,13 @@ from responsys_assets.defs.exports.destinations import (
     routed,
     to_json,
 )
+from responsys_assets.defs.exports.handlers.base import ExportHandler, SendOutcome
 from responsys_assets.lib.responsys import (
     CapacityLimitExceeded,
     OutcomeUnknown,
     ResponsysError,
     classify,
 )
-
-
-@dataclass
-class SendOutcome:
-    """What a handler reports for one batch."""
-
-    sent_fields: dict[str, dict] = field(default_factory=dict)  # contact_key -> fields written
-    removed: list[str] = field(default_factory=list)  # contact_keys removed in Responsys
-    rejected: list[tuple[str, int | None, str, str]] = field(default_factory=list)
-    api_calls: int = 0
-
-
-class ExportHandler(Protocol):
-    export: object  # the export's config; a destination's handler holds a copy naming it
-    idempotent: bool  # may a batch with an unknown outcome be sent again?
-    sends_exits: bool  # does an EXIT mean a call (removal) for this export?
-    # Optional: `sends_updates` (bool) and `update_fields(change) -> dict`, the fields whose
-    # change since the last send makes an UPDATE for a current member (custom events).
-    # Optional: `file_import` (a FileImport or None: large runs as one file, file_import.py)
-    # and `follow_up(conn, client, report)`, run after the batches (profile list side PETs).
-
-    def prepare(self, client) -> None:
-        """Create or check destination objects (PETs, tables) before sending to them."""
-
-    def fields_for(self, change: PendingChange) -> dict:
-        """The record as it would be written to Responsys (used by sends and dry runs)."""
-
-    def send(self, client, batch: ledger.Batch) -> SendOutcome: ...
 
 
 @dataclass
@@ -205,14 +177,14 @@ def run_export(
     report = ExportReport(export=name, dry_run=dry_run)
     if not dry_run:
         report.recovered = ledger.recover_interrupted(conn, name, idempotent=handler.idempotent)
-    files = getattr(handler, "file_import", None)  # hybrid transport (exports/file_import.py)
+    files = handler.file_import  # hybrid transport (file_import.py)
     if files and not dry_run:
         files.deliver_outbox(conn, report)  # a file an earlier run settled goes before anything
         if not report.ok:
             report.seconds = time.perf_counter() - started
             return report
     changes, upto = _plan(conn, name, audience, backfill)
-    updates = getattr(handler, "sends_updates", False)  # UPDATEs compare every member
+    updates = handler.sends_updates  # UPDATEs compare every member
     before = previously_sent(conn, name, None if updates else {c.contact_key for c in changes})
     if updates:
         changes += pending_updates(
@@ -245,7 +217,7 @@ def run_export(
     report.errors["invalid_destination"] += len(refused)
     if not refused:
         del report.errors["invalid_destination"]
-    if hasattr(handler, "file_import"):
+    if handler.chooses_transport:
         report.transport, report.transport_reason = (
             files.transport_for(len(placed)) if files else ("rest", "no file_import configured")
         )
@@ -319,9 +291,8 @@ def run_export(
         )
         if not going_on:
             break
-    follow_up = getattr(handler, "follow_up", None)  # work after the batches (side PETs)
-    if follow_up and report.ok:
-        follow_up(conn, client, report)
+    if report.ok:
+        handler.follow_up(conn, client, report)  # work after the batches (side PETs)
 
     if report.ok and not (handler.idempotent and report.batches_unknown):  # released: resend
         set_watermark(conn, name, upto)

@@ -1,10 +1,9 @@
-"""Streaming decryption of files written by real GnuPG, and the sandbox key pair."""
+"""Streaming decryption of files written by real GnuPG."""
 
 from __future__ import annotations
 
 import io
 import random
-import stat
 import tracemalloc
 from pathlib import Path
 
@@ -17,34 +16,14 @@ from responsys_assets.lib.pgp import (
     WrongKeyError,
     is_pgp_file,
 )
-from responsys_assets.sandbox.pgp_key import (
-    SandboxPGPKeyError,
-    encrypt_bytes,
-    ensure_pgp_key,
-)
 from tests.support.gpg import GnuPG
-
-
-def _csv(size: int, seed: int = 7) -> bytes:
-    """Connect-like event rows (compressible, but not trivially)."""
-    rng = random.Random(seed)
-    rows = [b"EVENT_TYPE_ID,ACCOUNT_ID,RIID,EMAIL_ADDRESS_,EVENT_CAPTURED_DT,CAMPAIGN_ID\n"]
-    total = len(rows[0])
-    while total < size:
-        row = (
-            f"{rng.choice((1, 4, 6))},{rng.randint(1000, 9999)},{rng.randint(10**6, 10**9)},"
-            f"user{rng.randint(0, 10**6)}@example.com,23-NOV-2026 {rng.randint(0, 23):02d}:"
-            f"{rng.randint(0, 59):02d}:00,{rng.randint(1, 999)}\n"
-        ).encode()
-        rows.append(row)
-        total += len(row)
-    return b"".join(rows)[:size]
+from tests.support.pgp_data import connect_csv, decrypt_bytes
 
 
 @pytest.fixture(scope="module")
 def plain_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("plain") / "events.csv"
-    path.write_bytes(_csv(300_000))
+    path.write_bytes(connect_csv(300_000))
     return path
 
 
@@ -56,12 +35,6 @@ def decryptor(gpg_home: GnuPG) -> Decryptor:
 @pytest.fixture(scope="module")
 def encrypted_file(gpg_home: GnuPG, plain_file: Path) -> Path:
     return gpg_home.encrypt(plain_file, plain_file.with_name("events.csv.gpg"))
-
-
-def _decrypt_bytes(decryptor: Decryptor, data: bytes, **kw: object) -> bytes:
-    out = io.BytesIO()
-    decryptor.decrypt_stream(io.BytesIO(data), out, **kw)  # type: ignore[arg-type]
-    return out.getvalue()
 
 
 # --- files from real gpg decrypt byte-identical --------------------------------------------
@@ -109,13 +82,13 @@ def test_piped_multi_mb_file_streams_in_small_chunks(
 ) -> None:
     # Piped input: gpg writes the literal packet with partial body lengths too.
     plain = tmp_path / "big.csv"
-    plain.write_bytes(_csv(3_000_000, seed=11))
+    plain.write_bytes(connect_csv(3_000_000, seed=11))
     src = gpg_home.encrypt(
         plain, tmp_path / "big.gpg", compress_algo=compress_algo, armor=armor, via_stdin=True
     )
 
     for chunk_size in (1000, 4096):
-        data = _decrypt_bytes(decryptor, src.read_bytes(), chunk_size=chunk_size)
+        data = decrypt_bytes(decryptor, src.read_bytes(), chunk_size=chunk_size)
         assert data == plain.read_bytes()
 
 
@@ -133,7 +106,7 @@ def test_memory_stays_bounded_while_streaming(
     gpg_home: GnuPG, decryptor: Decryptor, tmp_path: Path
 ) -> None:
     plain = tmp_path / "big.csv"
-    plain.write_bytes(_csv(12_000_000, seed=3))
+    plain.write_bytes(connect_csv(12_000_000, seed=3))
     src = gpg_home.encrypt(plain, tmp_path / "big.gpg")
 
     tracemalloc.start()
@@ -241,7 +214,7 @@ def test_truncated_armored_file_fails(
     keep = len(text) // 2 if where == "middle" else text.index(b"-----END")
 
     with pytest.raises(CorruptFileError):
-        _decrypt_bytes(decryptor, text[:keep])
+        decrypt_bytes(decryptor, text[:keep])
 
 
 @pytest.mark.parametrize("offset_from_end", [1, 10, 30, 1000, 50_000])
@@ -252,7 +225,7 @@ def test_modified_ciphertext_fails_the_integrity_check(
     data[-offset_from_end] ^= 0x01
 
     with pytest.raises(CorruptFileError):
-        _decrypt_bytes(decryptor, bytes(data))
+        decrypt_bytes(decryptor, bytes(data))
 
 
 def test_modified_session_key_fails(decryptor: Decryptor, encrypted_file: Path) -> None:
@@ -260,7 +233,7 @@ def test_modified_session_key_fails(decryptor: Decryptor, encrypted_file: Path) 
     data[150] ^= 0x40  # inside the RSA-encrypted session key
 
     with pytest.raises(CorruptFileError):
-        _decrypt_bytes(decryptor, bytes(data))
+        decrypt_bytes(decryptor, bytes(data))
 
 
 @pytest.mark.parametrize(
@@ -270,7 +243,7 @@ def test_modified_session_key_fails(decryptor: Decryptor, encrypted_file: Path) 
 )
 def test_garbage_is_a_decrypt_error(decryptor: Decryptor, data: bytes) -> None:
     with pytest.raises(DecryptError):
-        _decrypt_bytes(decryptor, data, name="garbage.gpg")
+        decrypt_bytes(decryptor, data, name="garbage.gpg")
 
 
 def test_password_only_file_is_refused_clearly(
@@ -338,69 +311,3 @@ def test_decompression_bomb_stops_at_max_ratio(
     with open(src, "rb") as fin:  # a generous limit lets it through
         stats = decryptor.decrypt_stream(fin, io.BytesIO(), max_ratio=10**7)
     assert stats.bytes_out == 100 * 2**20
-
-
-# --- the sandbox key pair -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sandbox_key_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("sandbox")
-
-
-def test_sandbox_key_is_generated_once_with_private_files(sandbox_key_folder: Path) -> None:
-    key = ensure_pgp_key(sandbox_key_folder, "sandbox pass")
-
-    assert ensure_pgp_key(sandbox_key_folder, "sandbox pass") == key
-    for path in sandbox_key_folder.iterdir():
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    assert "PRIVATE" not in repr(key) and "sandbox pass" not in repr(key)
-    with pytest.raises(SandboxPGPKeyError, match="does not unlock"):
-        ensure_pgp_key(sandbox_key_folder, "another pass")
-    with pytest.raises(SandboxPGPKeyError, match="passphrase-protected"):
-        ensure_pgp_key(sandbox_key_folder)
-
-
-@pytest.mark.parametrize("compress", [True, False])
-def test_sandbox_files_decrypt_with_our_decryptor(sandbox_key_folder: Path, compress: bool) -> None:
-    key = ensure_pgp_key(sandbox_key_folder, "sandbox pass")
-    data = _csv(50_000)
-
-    encrypted = encrypt_bytes(key.public_key_armored, data, compress=compress)
-
-    decryptor = Decryptor(key.private_key_armored, key.passphrase)
-    assert _decrypt_bytes(decryptor, encrypted) == data
-
-
-def test_sandbox_key_works_with_real_gpg_both_ways(
-    gpg_home: GnuPG, sandbox_key_folder: Path, tmp_path: Path
-) -> None:
-    key = ensure_pgp_key(sandbox_key_folder, "sandbox pass")
-    data = _csv(50_000, seed=2)
-    gpg_home.run(
-        *gpg_home.unlocked("--import", passphrase=key.passphrase),
-        input=key.private_key_armored.encode(),
-    )
-
-    # pgpy encrypts (as the sandbox does) -> real gpg decrypts.
-    sample = tmp_path / "sample.gpg"
-    sample.write_bytes(encrypt_bytes(key.public_key_armored, data))
-    assert gpg_home.decrypt(sample, passphrase=key.passphrase) == data
-
-    # real gpg encrypts to the sandbox key -> our Decryptor decrypts.
-    plain = tmp_path / "plain.csv"
-    plain.write_bytes(data)
-    src = gpg_home.encrypt(plain, tmp_path / "from_gpg.gpg", recipient="sandbox@responsys.invalid")
-    out = tmp_path / "out.csv"
-    Decryptor(key.private_key_armored, key.passphrase).decrypt_file(src, out)
-    assert out.read_bytes() == data
-
-
-def test_pgpy_encrypted_file_decrypts_with_gpg_to_a_gpg_made_key(
-    gpg_home: GnuPG, tmp_path: Path
-) -> None:
-    data = _csv(20_000, seed=4)
-    sample = tmp_path / "sample.gpg"
-    sample.write_bytes(encrypt_bytes(gpg_home.public_key_armored, data))
-
-    assert gpg_home.decrypt(sample) == data

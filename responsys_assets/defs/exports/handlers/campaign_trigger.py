@@ -7,6 +7,7 @@ the call, and a batch whose outcome is unknown is parked for an operator, never 
 from __future__ import annotations
 
 from responsys_assets.config import CampaignTriggerExport
+from responsys_assets.defs.exports.handlers.base import ExportHandler, SendOutcome
 from responsys_assets.defs.exports.ledger import Batch
 from responsys_assets.defs.exports.records import (
     as_text,
@@ -16,10 +17,9 @@ from responsys_assets.defs.exports.records import (
     merge_rule,
     record_values,
 )
-from responsys_assets.defs.exports.runner import SendOutcome
 
 
-class CampaignTriggerHandler:
+class CampaignTriggerHandler(ExportHandler):
     idempotent = False
     sends_exits = False
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from responsys_assets.config import ConfigError, CustomEventExport
 from responsys_assets.defs.exports.changes import PendingChange
+from responsys_assets.defs.exports.handlers.base import ExportHandler, SendOutcome
 from responsys_assets.defs.exports.ledger import Batch
-from responsys_assets.defs.exports.records import as_text, chunks
-from responsys_assets.defs.exports.runner import SendOutcome
+from responsys_assets.defs.exports.records import as_text, chunks, known_identifiers
 from responsys_assets.lib.responsys import Recipient
 
 CALL_TYPE = "callType"
@@ -28,28 +28,8 @@ IDENTIFY_BY = {
     "customer_id": ("customer_id", "customer_id", "CUSTOMER_ID_"),
 }
 
-# contact_key prefixes (002_audiences.sql) -> the profile column they carry
-_KEY_PREFIXES = {"riid": "riid", "cust": "customer_id", "email": "email_sha256"}
 
-
-def known_identifiers(change: PendingChange) -> dict:
-    """The change's profile, with the identifier its contact_key carries filled in when missing.
-
-    An exit can outlive the contact's profile row; its contact_key ('riid:<n>', 'cust:<id>',
-    'email:<sha256>') still says who to remove.
-    """
-    profile = dict(change.profile)
-    prefix, _, value = change.contact_key.partition(":")
-    column = _KEY_PREFIXES.get(prefix)
-    if column and value and profile.get(column) in (None, ""):
-        if column == "riid":
-            profile[column] = int(value) if value.isdigit() else None
-        else:
-            profile[column] = value
-    return profile
-
-
-class CustomEventHandler:
+class CustomEventHandler(ExportHandler):
     idempotent = False
 
     def __init__(self, export: CustomEventExport):

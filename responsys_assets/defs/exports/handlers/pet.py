@@ -9,23 +9,23 @@ Two modes:
 The PET is created on the first run (every column of `field_type`). If it exists but lacks a
 column we write, the run stops before sending anything: Responsys adds PET columns only by
 hand, and a merge naming an unknown column would fail every row. (A profile list export's side
-PETs share `ensure_pet` but drop such a column instead: see list_pets.py.)
+PETs share `pet_tables.ensure_pet` but drop such a column instead: see list_pets.py.)
 """
 
 from __future__ import annotations
 
 from responsys_assets.config import ConfigError, PetExport
 from responsys_assets.defs.exports.changes import PendingChange
-from responsys_assets.defs.exports.handlers.custom_event import known_identifiers
+from responsys_assets.defs.exports.handlers.base import ExportHandler, SendOutcome
 from responsys_assets.defs.exports.ledger import Batch
 from responsys_assets.defs.exports.naming import (
     SYSTEM_COLUMNS,
     InvalidResponsysName,
     validate_field_name,
 )
-from responsys_assets.defs.exports.records import chunks, record_values
-from responsys_assets.defs.exports.runner import SendOutcome
-from responsys_assets.lib.responsys import PetInfo, ResponsysError, RowResult
+from responsys_assets.defs.exports.pet_tables import ensure_pet
+from responsys_assets.defs.exports.records import chunks, known_identifiers, record_values
+from responsys_assets.lib.responsys import ResponsysError, RowResult
 
 MEMBERSHIP_VALUES = {"ENTER": "1", "EXIT": "0"}
 _MEMBERSHIP = "_membership"  # pseudo profile column holding the 1/0 value
@@ -46,24 +46,7 @@ def _gone(result: RowResult) -> bool:
     return "NOT_FOUND" in text
 
 
-def ensure_pet(
-    client, list_name: str, pet: str, folder: str, columns: list[str], field_type: str
-) -> tuple[PetInfo | None, list[str]]:
-    """Create the PET with `columns` when the list has none of that name (returns None, []);
-    else return it and the columns it lacks. Responsys adds PET columns only by hand, so what
-    to do about a missing column is the caller's choice."""
-    live = next(
-        (p for p in client.list_pets(list_name) if (p.name or "").lower() == pet.lower()), None
-    )
-    if live is None:
-        client.create_folder(folder)  # False when it exists, which is fine
-        client.create_pet(list_name, pet, folder, [(name, field_type) for name in columns])
-        return None, []
-    have = {(name or "").upper() for name, _ in live.fields}
-    return live, [name for name in columns if name.upper() not in have]
-
-
-class PetHandler:
+class PetHandler(ExportHandler):
     idempotent = True
     sends_exits = True
 

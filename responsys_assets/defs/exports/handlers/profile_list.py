@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from responsys_assets.config import ProfileListExport
 from responsys_assets.defs.exports.file_import import FileImport
+from responsys_assets.defs.exports.handlers.base import ExportHandler, SendOutcome
 from responsys_assets.defs.exports.ledger import Batch
 from responsys_assets.defs.exports.list_pets import ListPets
 from responsys_assets.defs.exports.records import (
@@ -24,12 +25,12 @@ from responsys_assets.defs.exports.records import (
     merge_rule,
     record_values,
 )
-from responsys_assets.defs.exports.runner import SendOutcome
 from responsys_assets.lib.sftp import SFTPSource
 
 
-class ProfileListHandler:
+class ProfileListHandler(ExportHandler):
     idempotent = True
+    chooses_transport = True  # REST calls, or one Connect file for a large run
 
     def __init__(
         self,

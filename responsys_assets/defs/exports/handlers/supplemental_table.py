@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from responsys_assets.config import ConfigError, SupplementalTableExport
 from responsys_assets.defs.exports.changes import PendingChange
-from responsys_assets.defs.exports.handlers.custom_event import known_identifiers
+from responsys_assets.defs.exports.handlers.base import ExportHandler, SendOutcome
 from responsys_assets.defs.exports.ledger import Batch
-from responsys_assets.defs.exports.records import as_text, chunks
-from responsys_assets.defs.exports.runner import SendOutcome
+from responsys_assets.defs.exports.records import as_text, chunks, known_identifiers
 from responsys_assets.lib.responsys import RequestRejected, RowResult
 
 MEMBER_COLUMN = "IN_AUDIENCE"
@@ -34,7 +33,7 @@ KEY_SOURCES = {
 }
 
 
-class SupplementalTableHandler:
+class SupplementalTableHandler(ExportHandler):
     idempotent = True
     sends_exits = True
 
