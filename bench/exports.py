@@ -105,7 +105,6 @@ def build_warehouse(db_path: Path, members: int) -> None:
             },
             members,
         )
-        conn.execute(f"select setval('audiences.membership_change_ids', {members + 1})")
     finally:
         conn.close()
 

@@ -37,7 +37,13 @@ from responsys_assets.keys import (
     export_schedule,
 )
 from responsys_assets.resources import PGPResource, ResponsysAPIResource, SFTPResource
-from responsys_assets.settings import Settings, load_settings
+from responsys_assets.settings import (
+    LAKE_PREFIX,
+    WAREHOUSE_PASSWORD_VAR,
+    LakeWarehouse,
+    Settings,
+    load_settings,
+)
 from responsys_assets.validation import validate_project
 from responsys_assets.warehouse.resource import WarehouseResource
 
@@ -85,11 +91,20 @@ def sandbox_resources(settings: Settings, config: ProjectConfig) -> dict:
     return resources(settings.sandbox_dir, config.ingest.ready_suffix)
 
 
+def warehouse_resource(settings: Settings) -> WarehouseResource:
+    """The DuckDB file, or the DuckLake with its catalog password as an EnvVar."""
+    lake = isinstance(settings.warehouse, LakeWarehouse)
+    return WarehouseResource(
+        location=(LAKE_PREFIX + settings.warehouse.conninfo) if lake else str(settings.warehouse),
+        data_path=settings.warehouse.data_path if lake else None,
+        password=_optional_env(WAREHOUSE_PASSWORD_VAR),
+        landing_dir=str(settings.landing_dir),
+    )
+
+
 def build_resources(settings: Settings, config: ProjectConfig) -> dict:
     """The warehouse, plus production or sandbox connections: the one place that chooses."""
-    warehouse = WarehouseResource(
-        path=str(settings.warehouse_path), landing_dir=str(settings.landing_dir)
-    )
+    warehouse = warehouse_resource(settings)
     if settings.is_sandbox:
         connections = sandbox_resources(settings, config)
     else:

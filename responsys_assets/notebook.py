@@ -1,10 +1,13 @@
-"""Read the warehouse from notebooks: the latest published snapshot, read-only, never the live file.
+"""Read the warehouse from notebooks, read-only, never blocking a writer.
 
-DuckDB lets one process write a file, and a read-write open fails while anyone else holds it, even
-read-only. So the pipeline publishes `warehouse.snapshot.duckdb` after every write
-(`warehouse.snapshot.publish_snapshot`) and notebooks read only that: a notebook never blocks or
-fails a run, and a run never breaks an open notebook (it keeps the snapshot it opened until
-`refresh()`).
+A DuckDB file: DuckDB lets one process write a file, and a read-write open fails while anyone
+else holds it, even read-only. So the pipeline publishes `warehouse.snapshot.duckdb` after every
+write (`warehouse.snapshot.publish_snapshot`) and notebooks read only that: a notebook never
+blocks or fails a run, and a run never breaks an open notebook (it keeps the snapshot it opened
+until `refresh()`).
+
+A DuckLake needs no copy: the notebook attaches the lake read-only and every query sees the
+newest committed snapshot, while writers go on (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from responsys_assets.settings import load_settings
+from responsys_assets.settings import FileWarehouse, LakeWarehouse, load_settings
+from responsys_assets.warehouse.connect import open_lake
 from responsys_assets.warehouse.snapshot import snapshot_path
 
 OPEN_ATTEMPTS = 20
@@ -32,7 +36,12 @@ class SnapshotBusyError(RuntimeError):
 
 def snapshot_file(path: str | Path | None = None) -> Path:
     """The snapshot of warehouse `path` (default: RESPONSYS_WAREHOUSE); a snapshot path is kept."""
-    warehouse = Path(path) if path is not None else load_settings().warehouse_path
+    if path is None:
+        configured = load_settings().warehouse
+        if not isinstance(configured, FileWarehouse):
+            raise ValueError(f"{configured} has no snapshot file: open_warehouse() attaches it")
+        path = configured.path
+    warehouse = Path(path)
     if warehouse.name.endswith(f".snapshot{warehouse.suffix}"):
         return warehouse
     return snapshot_path(warehouse)
@@ -46,8 +55,11 @@ def _identity(snapshot: Path) -> tuple[int, int, int, int] | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def open_warehouse(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+def open_warehouse(path: str | Path | LakeWarehouse | None = None) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the newest snapshot, with the warehouse schemas in scope.
+
+    For a lake (`path` a LakeWarehouse, or RESPONSYS_WAREHOUSE naming one) that is the lake
+    itself, attached read-only.
 
     DuckDB opens a file twice while attaching it (header, then blocks), so a snapshot replaced
     in between would pair one file's header with another's blocks: we check that the file did
@@ -55,6 +67,10 @@ def open_warehouse(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     rather than `duckdb.connect(file)`, matters too: a second `connect()` of a file this process
     already has open returns the same, older, database.
     """
+    if path is None and isinstance(load_settings().warehouse, LakeWarehouse):
+        path = load_settings().warehouse
+    if isinstance(path, LakeWarehouse):
+        return open_lake(path, read_only=True)
     snapshot = snapshot_file(path)
     quoted = str(snapshot).replace("'", "''")
     for _ in range(OPEN_ATTEMPTS):
@@ -84,7 +100,7 @@ def open_warehouse(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     )
 
 
-def refresh(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+def refresh(path: str | Path | LakeWarehouse | None = None) -> duckdb.DuckDBPyConnection:
     """Point `query()` at the newest snapshot (of `path`, default RESPONSYS_WAREHOUSE)."""
     global _shared
     if _shared is not None:

@@ -8,6 +8,7 @@ echoed: only variable names appear in messages.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ SECRET_VARS = (
     "RESPONSYS_PGP_PRIVATE_KEY",
     "RESPONSYS_PGP_PASSPHRASE",
     "RESPONSYS_PASSWORD",
+    "RESPONSYS_WAREHOUSE_PASSWORD",
 )
 
 DEFAULT_WAREHOUSE = "warehouse/warehouse.duckdb"
@@ -66,10 +68,76 @@ class ConfigurationError(Exception):
     """The environment does not describe a usable setup; the message says what to set."""
 
 
+LAKE_PREFIX = "ducklake:postgres:"
+WAREHOUSE_PASSWORD_VAR = "RESPONSYS_WAREHOUSE_PASSWORD"
+_PASSWORD_KEY = re.compile(r"(?:^|\s)password\s*=", re.IGNORECASE)
+_URI_PASSWORD = re.compile(r"^postgres(?:ql)?://[^/@]*:[^/@]*@", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class FileWarehouse:
+    """A DuckDB file: one writer at a time; readers open the snapshot published beside it."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class LakeWarehouse:
+    """A DuckLake: the catalog in PostgreSQL, the data as Parquet files under `data_path`.
+
+    `conninfo` is a libpq connection string without the password, which comes from
+    RESPONSYS_WAREHOUSE_PASSWORD (or libpq's own PGPASSWORD / ~/.pgpass), so it is never part
+    of a string DuckDB may print. `data_path` is needed when the lake is created; an existing
+    lake remembers its own.
+    """
+
+    conninfo: str
+    data_path: str | None = None
+
+    def __str__(self) -> str:
+        return f"DuckLake on PostgreSQL ({self.conninfo})"
+
+
+Warehouse = FileWarehouse | LakeWarehouse
+
+
+def parse_warehouse(value: str, data_path: str | None = None) -> Warehouse:
+    """RESPONSYS_WAREHOUSE: a DuckDB file path, or `ducklake:postgres:<libpq conninfo>`."""
+    if value.startswith("ducklake:") and not value.startswith(LAKE_PREFIX):
+        raise ConfigurationError(
+            "RESPONSYS_WAREHOUSE: only PostgreSQL-catalogued lakes are supported "
+            f"({LAKE_PREFIX}<libpq conninfo>); a SQLite or DuckDB catalog takes one writer."
+        )
+    if not value.startswith(LAKE_PREFIX):
+        path = Path(value).expanduser()
+        return FileWarehouse(path if path.is_absolute() else PROJECT_ROOT / path)
+    conninfo = value.removeprefix(LAKE_PREFIX).strip()
+    if not conninfo:
+        raise ConfigurationError(
+            f"RESPONSYS_WAREHOUSE={LAKE_PREFIX} needs a libpq conninfo after the prefix, e.g. "
+            f"{LAKE_PREFIX}host=db.internal port=5432 dbname=lake user=responsys"
+        )
+    if _PASSWORD_KEY.search(conninfo) or _URI_PASSWORD.search(conninfo):
+        raise ConfigurationError(
+            "RESPONSYS_WAREHOUSE contains a password; remove it and set "
+            f"{WAREHOUSE_PASSWORD_VAR} instead (a password in the conninfo would appear in "
+            "DuckDB's error messages)."
+        )
+    if data_path and "://" not in data_path:
+        local = Path(data_path).expanduser()
+        data_path = str(local if local.is_absolute() else PROJECT_ROOT / local)
+    if data_path and not data_path.endswith("/"):
+        data_path += "/"
+    return LakeWarehouse(conninfo=conninfo, data_path=data_path or None)
+
+
 @dataclass(frozen=True)
 class Settings:
     mode: str  # "sandbox" or "production"
-    warehouse_path: Path
+    warehouse: Warehouse
     config_path: Path
     landing_dir: Path
     sandbox_dir: Path
@@ -111,7 +179,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     mode = "production" if present else "sandbox"
     return Settings(
         mode=mode,
-        warehouse_path=_path(env, "RESPONSYS_WAREHOUSE", DEFAULT_WAREHOUSE),
+        warehouse=parse_warehouse(
+            env.get("RESPONSYS_WAREHOUSE") or DEFAULT_WAREHOUSE, env.get("RESPONSYS_LAKE_DATA_PATH")
+        ),
         config_path=_path(env, "RESPONSYS_CONFIG", DEFAULT_CONFIG)
         if env.get("RESPONSYS_CONFIG")
         else shipped_file("example_config.yaml"),

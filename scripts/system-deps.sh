@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs the system programs the tests drive for real: OpenSSH's sshd, GnuPG, Chromium.
+# Installs the system programs the tests drive for real: OpenSSH's sshd, GnuPG, Chromium,
+# PostgreSQL (the lake's catalog; the tests start their own server, the package's is not used).
 set -euo pipefail
 missing=()
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v gpg >/dev/null || missing+=(gnupg)
 command -v sftp >/dev/null || missing+=(openssh-client)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+command -v psql >/dev/null || missing+=(postgresql-client)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${missing[*]}"
 sudo=""

@@ -1,3 +1,9 @@
-"""Shared fixtures: real OpenSSH sshd, real GnuPG, real DuckDB files (see tests/support/)."""
+"""Shared fixtures: real OpenSSH sshd, real GnuPG, real PostgreSQL, real DuckDB files and lakes
+(see tests/support/)."""
 
-pytest_plugins = ["tests.support.sshd", "tests.support.gpg"]
+pytest_plugins = [
+    "tests.support.sshd",
+    "tests.support.gpg",
+    "tests.support.postgres",
+    "tests.support.warehouses",
+]

@@ -31,7 +31,7 @@ import json, sys, time
 from responsys_assets.warehouse.resource import WarehouseResource
 
 path, count = sys.argv[1], int(sys.argv[2])
-warehouse = WarehouseResource(path=path, landing_dir=path + ".landing", lock_wait_seconds=10)
+warehouse = WarehouseResource(location=path, landing_dir=path + ".landing", lock_wait_seconds=10)
 seconds = []
 for batch in range(1, count + 1):
     started = time.monotonic()
@@ -124,7 +124,7 @@ def test_reader_and_writer_at_the_same_time(tmp_path):
 
 def test_open_warehouse_never_holds_the_live_file(tmp_path):
     live = tmp_path / "warehouse.duckdb"
-    with WarehouseResource(path=str(live), landing_dir=str(tmp_path)).connect() as conn:
+    with WarehouseResource(location=str(live), landing_dir=str(tmp_path)).connect() as conn:
         conn.execute("create table main.t as select 1 as x")
     grab = "import duckdb, sys; duckdb.connect(sys.argv[1]).close()"  # read-write, no retry
 
@@ -149,7 +149,7 @@ def test_open_warehouse_never_holds_the_live_file(tmp_path):
 
 def test_snapshot_is_owner_only_and_follows_each_write(tmp_path):
     live = tmp_path / "warehouse.duckdb"
-    warehouse = WarehouseResource(path=str(live), landing_dir=str(tmp_path))
+    warehouse = WarehouseResource(location=str(live), landing_dir=str(tmp_path))
     old_umask = os.umask(0)
     try:
         with warehouse.connect() as conn:
@@ -174,7 +174,7 @@ def test_query_reads_the_env_warehouse_until_refresh(tmp_path, monkeypatch):
         monkeypatch.delenv(name)
     live = tmp_path / "w.duckdb"
     monkeypatch.setenv("RESPONSYS_WAREHOUSE", str(live))
-    warehouse = WarehouseResource(path=str(live), landing_dir=str(tmp_path))
+    warehouse = WarehouseResource(location=str(live), landing_dir=str(tmp_path))
     with warehouse.connect() as conn:
         conn.execute("create table main.t as select * from range(5) r(x)")
     assert notebook.snapshot_file() == tmp_path / "w.snapshot.duckdb"
@@ -197,7 +197,7 @@ def test_no_snapshot_yet_says_what_to_run(tmp_path):
 
 def test_a_failed_publish_does_not_fail_the_write(tmp_path, caplog):
     live = tmp_path / "warehouse.duckdb"
-    warehouse = WarehouseResource(path=str(live), landing_dir=str(tmp_path))
+    warehouse = WarehouseResource(location=str(live), landing_dir=str(tmp_path))
     snapshot_path(live).mkdir()  # os.replace of a file over a directory fails
     with caplog.at_level(logging.WARNING), warehouse.connect() as conn:
         conn.execute("create table main.t as select 1 as x")
@@ -213,7 +213,7 @@ def test_a_failed_publish_does_not_fail_the_write(tmp_path, caplog):
 
 def test_a_read_only_connection_publishes_nothing(tmp_path):
     live = tmp_path / "warehouse.duckdb"
-    warehouse = WarehouseResource(path=str(live), landing_dir=str(tmp_path))
+    warehouse = WarehouseResource(location=str(live), landing_dir=str(tmp_path))
     with warehouse.connect() as conn:
         conn.execute("create table main.t as select 1 as x")
     snapshot_path(live).unlink()

@@ -3,8 +3,11 @@
 import pytest
 
 from responsys_assets.settings import (
+    PROJECT_ROOT,
     REQUIRED_IN_PRODUCTION,
     ConfigurationError,
+    FileWarehouse,
+    LakeWarehouse,
     load_settings,
 )
 
@@ -27,7 +30,8 @@ def full_env(tmp_path):
 def test_no_connection_variable_means_sandbox():
     settings = load_settings({})
     assert settings.is_sandbox
-    assert settings.warehouse_path.name == "warehouse.duckdb"
+    assert isinstance(settings.warehouse, FileWarehouse)
+    assert settings.warehouse.path.name == "warehouse.duckdb"
     assert settings.config_path.name == "example_config.yaml"
 
 
@@ -72,5 +76,39 @@ def test_port_must_be_a_number(tmp_path):
 
 def test_relative_paths_resolve_against_the_project(tmp_path):
     settings = load_settings({"RESPONSYS_WAREHOUSE": "warehouse/other.duckdb"})
-    assert settings.warehouse_path.is_absolute()
-    assert settings.warehouse_path.parts[-2:] == ("warehouse", "other.duckdb")
+    assert settings.warehouse.path.is_absolute()
+    assert settings.warehouse.path.parts[-2:] == ("warehouse", "other.duckdb")
+
+
+LAKE = "ducklake:postgres:host=db.internal port=5432 dbname=lake user=responsys"
+
+
+def test_a_ducklake_warehouse_keeps_its_conninfo_and_data_path():
+    settings = load_settings({"RESPONSYS_WAREHOUSE": LAKE, "RESPONSYS_LAKE_DATA_PATH": "lake"})
+    assert settings.warehouse == LakeWarehouse(
+        conninfo="host=db.internal port=5432 dbname=lake user=responsys",
+        data_path=f"{PROJECT_ROOT / 'lake'}/",
+    )
+    object_store = {"RESPONSYS_WAREHOUSE": LAKE, "RESPONSYS_LAKE_DATA_PATH": "s3://bucket/lake"}
+    assert load_settings(object_store).warehouse.data_path == "s3://bucket/lake/"
+    assert load_settings({"RESPONSYS_WAREHOUSE": LAKE}).warehouse.data_path is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        LAKE + " password=hunter2-lake",
+        "ducklake:postgres:password = hunter2-lake host=db",
+        "ducklake:postgres:postgresql://responsys:hunter2-lake@db.internal/lake",
+    ],
+)
+def test_a_password_in_the_conninfo_is_refused_without_echoing_it(value):
+    with pytest.raises(ConfigurationError, match="RESPONSYS_WAREHOUSE_PASSWORD") as err:
+        load_settings({"RESPONSYS_WAREHOUSE": value})
+    assert "hunter2-lake" not in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["ducklake:postgres:", "ducklake:metadata.sqlite"])
+def test_an_unusable_lake_is_named(value):
+    with pytest.raises(ConfigurationError, match="RESPONSYS_WAREHOUSE"):
+        load_settings({"RESPONSYS_WAREHOUSE": value})

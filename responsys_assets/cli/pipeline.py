@@ -10,7 +10,13 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from responsys_assets.settings import PROJECT_ROOT, Settings, load_settings, shipped_file
+from responsys_assets.settings import (
+    PROJECT_ROOT,
+    FileWarehouse,
+    Settings,
+    load_settings,
+    shipped_file,
+)
 
 
 @dataclass
@@ -176,8 +182,9 @@ def run_pipeline(*, retry_failed: bool = False, echo=print) -> list[PartOutcome]
 
 def require_warehouse(settings: Settings) -> None:
     """Commands that read the warehouse need a run to have written it first."""
-    if not settings.warehouse_path.exists():
+    warehouse = settings.warehouse
+    if isinstance(warehouse, FileWarehouse) and not warehouse.path.exists():
         raise SystemExit(
-            f"no warehouse at {settings.warehouse_path} yet: run `responsys-assets run` "
+            f"no warehouse at {warehouse.path} yet: run `responsys-assets run` "
             "(or `make demo`) first"
         )

@@ -24,7 +24,7 @@ def cmd_plan(args) -> int:
     config = load_config(settings.config_path)
     validate_project(config)
     require_warehouse(settings)
-    conn = open_connection(settings.warehouse_path, read_only=True)
+    conn = open_connection(settings.warehouse, read_only=True)
     try:
         for export in config.exports:
             if args.export and export.name not in args.export:

@@ -24,7 +24,7 @@ def cmd_release(args) -> int:
 
     settings = load_settings()
     require_warehouse(settings)
-    conn = open_connection(settings.warehouse_path)
+    conn = open_connection(settings.warehouse)
     try:
         if not args.batch:
             for export, batch, records, error in ledger.unknown_batches(conn, args.export):

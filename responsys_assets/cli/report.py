@@ -30,7 +30,7 @@ def _table(title: str, header: tuple[str, ...], rows: list[tuple]) -> None:
 
 
 def print_report(settings: Settings) -> None:
-    conn = open_connection(settings.warehouse_path, read_only=True)
+    conn = open_connection(settings.warehouse, read_only=True)
     try:
         _table(
             "Files by status",

@@ -11,6 +11,9 @@ from importlib.resources.abc import Traversable
 
 import duckdb
 
+from responsys_assets.warehouse.retry import with_retries
+from responsys_assets.warehouse.transaction import rollback
+
 MIGRATIONS = resources.files(__package__) / "migrations"
 
 
@@ -28,21 +31,35 @@ def migration_files(directory: Traversable = MIGRATIONS) -> list[Traversable]:
 def apply_migrations(
     conn: duckdb.DuckDBPyConnection, directory: Traversable = MIGRATIONS
 ) -> list[str]:
-    """Apply every numbered migration not yet recorded; returns the names applied."""
+    """Apply every numbered migration not yet recorded; returns the names applied.
+
+    Each migration commits with its record in one transaction. On a lake two processes may
+    migrate at once: the loser's commit fails and it retries, finding the migration done.
+    """
+    return with_retries(lambda: _apply(conn, directory), what="migrating the warehouse")
+
+
+def _apply(conn: duckdb.DuckDBPyConnection, directory: Traversable) -> list[str]:
     conn.execute("create schema if not exists meta")
     conn.execute(
         "create table if not exists meta.schema_migrations ("
-        " version varchar primary key, checksum varchar, applied_at timestamp)"
+        " version varchar not null, checksum varchar, applied_at timestamp)"
     )
     done = {row[0] for row in conn.execute("select version from meta.schema_migrations").fetchall()}
     applied = []
     for path in migration_files(directory):
         version = path.name.removesuffix(".sql")
         if version in done:
-            continue
+            continue  # the usual case: one query in all when up to date
         sql = path.read_text(encoding="utf-8")
         conn.execute("begin transaction")
         try:
+            again = conn.execute(
+                "select count(*) from meta.schema_migrations where version = ?", [version]
+            ).fetchone()[0]
+            if again:  # another process applied it since we looked
+                rollback(conn)
+                continue
             conn.execute(sql)
             conn.execute(
                 "insert into meta.schema_migrations values (?, ?, (now() at time zone 'UTC'))",
@@ -50,7 +67,7 @@ def apply_migrations(
             )
             conn.execute("commit")
         except Exception:
-            conn.execute("rollback")
+            rollback(conn)
             raise
         applied.append(version)
     return applied

@@ -16,6 +16,7 @@ from responsys_assets.defs.audiences.rules import AudienceDefinition, rule_input
 from responsys_assets.defs.audiences.scores import propensity_calibration, score_deciles
 from responsys_assets.keys import EVENTS, MEMBERSHIPS, PROFILES, WRITER_POOL
 from responsys_assets.warehouse.resource import WarehouseResource
+from responsys_assets.warehouse.transaction import rollback
 
 
 def _now() -> datetime:
@@ -50,7 +51,7 @@ def build_audience_assets(config: ProjectConfig, audiences: list[AudienceDefinit
                 build = update_profiles(conn, as_of)  # incremental when safe, else full
                 conn.execute("commit")
             except BaseException:
-                conn.execute("rollback")
+                rollback(conn)
                 raise
             deciles = score_deciles(conn)
             calibration = propensity_calibration(conn)

@@ -21,6 +21,7 @@ from responsys_assets.defs.audiences.rules import (
     validate_rules,
 )
 from responsys_assets.defs.audiences.scores import require_profiles_as_of
+from responsys_assets.warehouse.transaction import rollback
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def evaluate_audiences(
         conn.execute("drop table _contacts_to_diff")
         conn.execute("commit")
     except BaseException:
-        conn.execute("rollback")
+        rollback(conn)
         raise
     return EvaluationResult(evaluation_id, as_of, outcomes)
 
@@ -169,15 +170,13 @@ def _apply_changes(
         insert into audiences.membership_changes
             (change_id, audience, contact_key, riid, email, change, changed_at, evaluation_id,
              suppressed)
-        select nextval('audiences.membership_change_ids'), *
-        from (
-            select audience, contact_key, riid, email, change, $as_of::timestamp, $evaluation_id,
-                   suppressed
-            from _membership_diff
-            where change is not null
-            order by 1, 5, 2
-        )
-        """,
+        select (select coalesce(max(change_id), 0) from audiences.membership_changes)
+                   + row_number() over (order by audience, change, contact_key),
+               audience, contact_key, riid, email, change, $as_of::timestamp, $evaluation_id,
+               suppressed
+        from _membership_diff
+        where change is not null
+        """,  # ids go on from the newest; no sequence, so the SQL runs on a lake too
         {"as_of": as_of, "evaluation_id": evaluation_id},
     )
     counts = {
@@ -316,7 +315,7 @@ def recompute(
         build = update_profiles(conn, as_of, mode=mode)
         conn.execute("commit")
     except BaseException:
-        conn.execute("rollback")
+        rollback(conn)
         raise
     result = evaluate_audiences(conn, definitions, as_of)
     return replace(result, build=build)

@@ -164,6 +164,69 @@ def _column_names(node: Any) -> set[str]:
     return names
 
 
+def _has_comment(rule: str, tokens: list[tuple[int, Any]]) -> bool:
+    """Whether `rule` holds a `--` or `/* */` comment outside its string literals.
+
+    DuckDB 2.0's tokenizer reports comments as tokens; 1.5's drops them. So the text between
+    tokens (where comments live) is searched too; a token's own text is skipped, which is what
+    keeps `'a -- b'` a string.
+    """
+    if any(kind == duckdb.token_type.comment for _, kind in tokens):
+        return True
+    starts = [position for position, _ in tokens] + [len(rule)]
+    for (start, _kind), end in zip(tokens, starts[1:], strict=False):
+        gap = _after_quoted(rule[start:end])
+        if "--" in gap or "/*" in gap:
+            return True
+    return "--" in rule[: starts[0]] or "/*" in rule[: starts[0]]
+
+
+def _after_quoted(text: str) -> str:
+    """`text` without a leading 'string' or "identifier" (doubled quotes escape)."""
+    if text[:1] not in ("'", '"'):
+        return text
+    quote, i = text[0], 1
+    while i < len(text):
+        if text[i] == quote:
+            if text[i + 1 : i + 2] == quote:
+                i += 2
+                continue
+            return text[i + 1 :]
+        i += 1
+    return ""
+
+
+_CAST_TYPE_KEYS = ("cast_type", "type_expr")
+
+
+def _cast_type_names(node: dict[str, Any]) -> list[str]:
+    """The type names a CAST names, nested ones included, lower-cased.
+
+    DuckDB 1.5 serializes the target as `cast_type` (a type id, `UNBOUND` with the written name
+    for a type it does not know); 2.0 as `type_expr` with `type_name`. Both are read, so the
+    check does not depend on the DuckDB version.
+    """
+    if "type_expr" in node:
+        return [str(node["type_expr"].get("type_name", "")).lower()]
+    names: list[str] = []
+
+    def walk(logical: Any) -> None:
+        if isinstance(logical, list):
+            for child in logical:
+                walk(child)
+            return
+        if not isinstance(logical, dict):
+            return
+        if "id" in logical:
+            info = logical.get("type_info") or {}
+            names.append(str(info.get("name") if logical["id"] == "UNBOUND" else logical["id"]))
+        for value in logical.values():
+            walk(value)
+
+    walk(node.get("cast_type"))
+    return [name.lower() for name in names]
+
+
 def _check_expression(node: Any, audience: str, columns: dict[str, str], bound: set[str]) -> None:
     if isinstance(node, list):
         for child in node:
@@ -197,7 +260,9 @@ def _check_expression(node: Any, audience: str, columns: dict[str, str], bound: 
         _check_expression(node["expr"], audience, columns, bound | params)
         return
     if cls == "FUNCTION":
-        if node.get("schema") or node.get("catalog"):
+        # A list literal [1, 2] parses as main.list_value(1, 2) on DuckDB 1.5.
+        implicit = node.get("schema") == "main" and node["function_name"] == "list_value"
+        if (node.get("schema") and not implicit) or node.get("catalog"):
             raise AudienceRuleError(audience, "qualified function names are not allowed")
         if node.get("filter") or node.get("distinct") or node["order_bys"].get("orders"):
             raise AudienceRuleError(
@@ -207,11 +272,11 @@ def _check_expression(node: Any, audience: str, columns: dict[str, str], bound: 
         if problem:
             raise AudienceRuleError(audience, problem)
     if cls == "CAST":
-        type_name = str(node["type_expr"].get("type_name", "")).lower()
-        if type_name not in _type_names():
-            raise AudienceRuleError(audience, f"unknown type {type_name!r}")
+        for type_name in _cast_type_names(node):
+            if type_name not in _type_names():
+                raise AudienceRuleError(audience, f"unknown type {type_name!r}")
     for key, value in node.items():
-        if key != "type_expr":
+        if key not in _CAST_TYPE_KEYS:
             _check_expression(value, audience, columns, bound)
 
 
@@ -224,9 +289,9 @@ def validate_rule(definition: AudienceDefinition, columns: Sequence[str]) -> Non
         tokens = duckdb.tokenize(rule)
     except duckdb.Error as exc:
         raise AudienceRuleError(name, f"syntax error: {exc}") from None
-    for position, kind in tokens:
-        if kind == duckdb.token_type.comment:
-            raise AudienceRuleError(name, "comments are not allowed in rules")
+    if _has_comment(rule, tokens):
+        raise AudienceRuleError(name, "comments are not allowed in rules")
+    for position, _kind in tokens:
         if rule[position] == ";":
             raise AudienceRuleError(name, "more than one statement: a rule is one expression")
     first_word = rule.strip().split(None, 1)[0].lower()

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
+from responsys_assets.warehouse.upsert import upsert
+
 
 @dataclass
 class PendingChange:
@@ -55,10 +57,13 @@ def watermark(conn: duckdb.DuckDBPyConnection, export: str) -> int | None:
 
 
 def set_watermark(conn: duckdb.DuckDBPyConnection, export: str, change_id: int) -> None:
-    conn.execute(
-        """
-        insert or replace into exports.watermarks values (?, ?, (now() at time zone 'UTC'))
-        """,
+    upsert(
+        conn,
+        "exports.watermarks",
+        ["export"],
+        ["export", "last_change_id", "updated_at"],
+        "select ?::varchar as export, ?::bigint as last_change_id,"
+        " (now() at time zone 'UTC') as updated_at",
         [export, change_id],
     )
 

@@ -30,6 +30,7 @@ from responsys_assets.defs.exports.changes import PendingChange
 from responsys_assets.defs.exports.connect_files import ConnectFileWriter, SftpExportError
 from responsys_assets.defs.exports.handlers.base import SendOutcome
 from responsys_assets.lib.sftp import SFTPSource
+from responsys_assets.warehouse.upsert import upsert
 
 FILE_BATCH_KIND = "file-"
 NOW = ledger.NOW
@@ -132,9 +133,26 @@ class FileImport:
         sha256 = hashlib.sha256(data).hexdigest()
         ledger.begin(conn, batch)
         if rows:
-            conn.execute(
-                f"insert or replace into exports.file_batches values "
-                f"(?, ?, ?, ?, ?, ?, ?, ?, {NOW}, null)",
+            upsert(
+                conn,
+                "exports.file_batches",
+                ["export", "batch_id"],
+                [
+                    "export",
+                    "batch_id",
+                    "file_name",
+                    "remote_dir",
+                    "records",
+                    "bytes",
+                    "sha256",
+                    "content",
+                    "created_at",
+                    "uploaded_at",
+                ],  # fmt: skip
+                "select ?::varchar as export, ?::varchar as batch_id, ?::varchar as file_name,"
+                " ?::varchar as remote_dir, ?::bigint as records, ?::bigint as bytes,"
+                f" ?::varchar as sha256, ?::blob as content, {NOW} as created_at,"
+                " null::timestamp as uploaded_at",
                 [
                     self.export_name,
                     batch.batch_id,

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from responsys_assets.warehouse.transaction import rollback
+from responsys_assets.warehouse.upsert import upsert
+
 NOW = "(now() at time zone 'UTC')"
 
 
@@ -27,6 +30,28 @@ def _insert_rows(conn: duckdb.DuckDBPyConnection, sql: str, columns: dict[str, l
     conn.register("_rows", pa.table(columns))
     try:
         conn.execute(sql)
+    finally:
+        conn.unregister("_rows")
+
+
+LEDGER_COLUMNS = [
+    "export", "batch_id", "first_change", "last_change", "records", "attempt", "outcome",
+    "error_class", "error", "api_calls", "started_at", "finished_at", "destination",
+]  # fmt: skip
+
+
+def _upsert_rows(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    keys: list[str],
+    columns: list[str],
+    source: str,
+    rows: dict[str, list],
+) -> None:
+    """`upsert` the many rows `source` selects from `_rows` (see `_insert_rows`)."""
+    conn.register("_rows", pa.table(rows))
+    try:
+        upsert(conn, table, keys, columns, source)
     finally:
         conn.unregister("_rows")
 
@@ -90,12 +115,17 @@ def begin(conn: duckdb.DuckDBPyConnection, batch: Batch) -> int:
             [batch.export, batch.batch_id],
         ).fetchone()
         attempt = (row[0] if row else 0) + 1
-        conn.execute(
+        upsert(
+            conn,
+            "exports.ledger",
+            ["export", "batch_id"],
+            LEDGER_COLUMNS,
             f"""
-            insert or replace into exports.ledger
-                (export, batch_id, first_change, last_change, records, attempt, outcome,
-                 error_class, error, api_calls, started_at, finished_at, destination)
-            values (?, ?, ?, ?, ?, ?, 'pending', null, null, null, {NOW}, null, ?)
+            select ?::varchar as export, ?::varchar as batch_id, ?::bigint as first_change,
+                   ?::bigint as last_change, ?::integer as records, ?::integer as attempt,
+                   'pending' as outcome, null::varchar as error_class, null::varchar as error,
+                   null::integer as api_calls, {NOW} as started_at,
+                   null::timestamp as finished_at, ?::json as destination
             """,
             [
                 batch.export,
@@ -114,26 +144,28 @@ def begin(conn: duckdb.DuckDBPyConnection, batch: Batch) -> int:
             "change": [r.change for r in batch.records],
             "batch_id": [batch.batch_id] * len(batch.records),
         }
-        _insert_rows(
+        _upsert_rows(
             conn,
-            "insert or replace into exports.sent_records "
-            "(export, contact_key, change_id, change, batch_id) "
+            "exports.sent_records",
+            ["export", "contact_key", "change_id"],
+            ["export", "contact_key", "change_id", "change", "batch_id"],
             "select export, contact_key, change_id, change, batch_id from _rows",
             rows,
         )
         if batch.pinned and batch.destination:
             # A resend of these records goes to the same place (see 005_destinations.sql).
-            _insert_rows(
+            _upsert_rows(
                 conn,
-                "insert or replace into exports.record_destinations "
-                "(export, contact_key, change_id, batch_id, destination) "
-                f"select export, contact_key, change_id, batch_id, "
-                f"{_quote(_destination_json(batch))} from _rows",
+                "exports.record_destinations",
+                ["export", "contact_key", "change_id"],
+                ["export", "contact_key", "change_id", "batch_id", "destination"],
+                "select export, contact_key, change_id, batch_id, "
+                f"{_quote(_destination_json(batch))}::json as destination from _rows",
                 rows,
             )
         conn.execute("commit")
     except BaseException:
-        conn.execute("rollback")
+        rollback(conn)
         raise
     return attempt
 
@@ -170,12 +202,15 @@ def settle(
                 )
         if sent_fields:
             destination = _destination_json(batch)
-            _insert_rows(
+            _upsert_rows(
                 conn,
-                "insert or replace into exports.last_sent "
-                "(export, contact_key, fields, sent_at, destination) "
-                f"select {_quote(batch.export)}, contact_key, fields, {NOW}, "
-                f"{_quote(destination) if destination else 'null'} from _rows",
+                "exports.last_sent",
+                ["export", "contact_key"],
+                ["export", "contact_key", "fields", "sent_at", "destination"],
+                f"select {_quote(batch.export)} as export, contact_key, fields::json as fields, "
+                f"{NOW} as sent_at, "
+                f"{_quote(destination) if destination else 'null'}::json as destination "
+                "from _rows",
                 {
                     "contact_key": list(sent_fields),
                     "fields": [json.dumps(f, default=str) for f in sent_fields.values()],
@@ -203,7 +238,7 @@ def settle(
             )
         conn.execute("commit")
     except BaseException:
-        conn.execute("rollback")
+        rollback(conn)
         raise
 
 

@@ -36,6 +36,8 @@ from responsys_assets.defs.exports.ledger import NOW
 from responsys_assets.defs.exports.pet_tables import ensure_pet
 from responsys_assets.defs.exports.records import as_text, chunks
 from responsys_assets.lib.responsys import ResponsysError, classify
+from responsys_assets.warehouse.transaction import rollback
+from responsys_assets.warehouse.upsert import upsert
 
 
 @dataclass(frozen=True)
@@ -269,14 +271,18 @@ def _record(conn, export: str, pet: str, rows: list[OwedRow], columns: list[str]
         ),
     )
     try:
-        conn.execute(
-            "insert or replace into exports.pet_rows_sent "
-            f"select ?, ?, contact_key, fields, change_id, {NOW} from _pet_rows",
+        upsert(
+            conn,
+            "exports.pet_rows_sent",
+            ["export", "pet", "contact_key"],
+            ["export", "pet", "contact_key", "fields", "change_id", "sent_at"],
+            "select ?::varchar as export, ?::varchar as pet, contact_key, fields::json as fields,"
+            f" change_id, {NOW} as sent_at from _pet_rows",
             [export, pet.upper()],
         )
         conn.execute("commit")
     except BaseException:
-        conn.execute("rollback")
+        rollback(conn)
         raise
     finally:
         conn.unregister("_pet_rows")

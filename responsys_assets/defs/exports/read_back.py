@@ -34,6 +34,7 @@ from responsys_assets.defs.exports.reconcile import (
     mask,
     reconcile,
 )
+from responsys_assets.warehouse.upsert import upsert
 
 SUPPORTED_TYPES = frozenset({"profile_list", "pet", "supplemental_table"})
 # Profile-list identifiers we can look a member up by, best first: (column, query attribute).
@@ -273,9 +274,29 @@ def read_back(conn, client, export, handler, *, since: datetime, seed: str) -> R
 def record(conn: duckdb.DuckDBPyConnection, result: ReconcileResult, run_id: str) -> None:
     """Keep the outcome in exports.reconciliations (one row per export run)."""
     counts = result.counts()
-    conn.execute(
-        "insert or replace into exports.reconciliations values "
-        "(?, ?, (now() at time zone 'UTC'), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    upsert(
+        conn,
+        "exports.reconciliations",
+        ["export", "run_id"],
+        [
+            "export",
+            "run_id",
+            "checked_at",
+            "sample_size",
+            "checked",
+            "matched",
+            "missing",
+            "differing",
+            "still_present",
+            "unread",
+            "stopped_by",
+            "details",
+        ],  # fmt: skip
+        "select ?::varchar as export, ?::varchar as run_id,"
+        " (now() at time zone 'UTC') as checked_at, ?::integer as sample_size,"
+        " ?::integer as checked, ?::integer as matched, ?::integer as missing,"
+        " ?::integer as differing, ?::integer as still_present, ?::integer as unread,"
+        " ?::varchar as stopped_by, ?::json as details",
         [
             result.export,
             run_id,

@@ -21,6 +21,8 @@ import pyarrow as pa
 
 from responsys_assets.defs.ingest.parse import parse_event_file
 from responsys_assets.lib.feeds import LAYOUTS
+from responsys_assets.warehouse.transaction import rollback
+from responsys_assets.warehouse.upsert import upsert
 
 TARGET_TABLES = {
     "events": "responsys.events",
@@ -109,7 +111,7 @@ def load_file(
         record_file(conn, record, "loaded", result=result)
         conn.execute("commit")
     except BaseException:
-        conn.execute("rollback")
+        rollback(conn)
         raise
     return result
 
@@ -179,6 +181,12 @@ def _insert(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) ->
     conn.execute(f"insert into {table} by name select * from incoming")
 
 
+MANIFEST_COLUMNS = [
+    "file_name", "feed", "sha256", "size_bytes", "encrypted", "status", "row_count",
+    "rejected_count", "error", "landed_path", "ingested_at", "seconds",
+]  # fmt: skip
+
+
 def record_file(
     conn: duckdb.DuckDBPyConnection,
     record: FileRecord,
@@ -188,12 +196,17 @@ def record_file(
     error: str | None = None,
 ) -> None:
     """Upsert the manifest row for a file (loaded, failed, skipped or changed)."""
-    conn.execute(
+    upsert(
+        conn,
+        "responsys.ingested_files",
+        ["file_name"],
+        MANIFEST_COLUMNS,
         """
-        insert or replace into responsys.ingested_files
-            (file_name, feed, sha256, size_bytes, encrypted, status, row_count, rejected_count,
-             error, landed_path, ingested_at, seconds)
-        values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (now() at time zone 'UTC'), ?)
+        select ?::varchar as file_name, ?::varchar as feed, ?::varchar as sha256,
+               ?::bigint as size_bytes, ?::boolean as encrypted, ?::varchar as status,
+               ?::bigint as row_count, ?::bigint as rejected_count, ?::varchar as error,
+               ?::varchar as landed_path, (now() at time zone 'UTC') as ingested_at,
+               ?::double as seconds
         """,
         [
             record.file_name,

@@ -1,5 +1,9 @@
 -- The warehouse contract: schemas and tables that every layer, the notebooks and outside checks rely on.
 -- Idempotent: every statement can run again on an up-to-date database.
+-- One dialect for a DuckDB file and a DuckLake: no PRIMARY KEY, UNIQUE or sequences (DuckLake has
+-- none). A column marked "key" is unique because every write of it is a MERGE or a delete and
+-- insert in one transaction (warehouse/upsert.py); tests check it on both backends. Warehouses
+-- created before this had the constraints, which stay and are never relied on.
 
 create schema if not exists responsys;
 create schema if not exists audiences;
@@ -8,7 +12,7 @@ create schema if not exists exports;
 -- One row per remote file we have seen: the exactly-once manifest.
 -- status: loaded | failed | skipped (unknown feed)
 create table if not exists responsys.ingested_files (
-    file_name       varchar primary key,   -- remote name, also the Dagster partition key
+    file_name       varchar not null,      -- key; the remote name, also the Dagster partition key
     feed            varchar,               -- CLICK, SMS_CLICK, LAUNCH_STATE ... (null when unknown)
     sha256          varchar,               -- of the file as downloaded (encrypted bytes if PGP)
     size_bytes      bigint,
@@ -82,7 +86,7 @@ create table if not exists responsys.contacts (
 
 -- One row per audience evaluation: the clock that memberships and exports read.
 create table if not exists audiences.evaluations (
-    evaluation_id  bigint primary key,
+    evaluation_id  bigint not null,  -- key
     as_of          timestamp not null,     -- the evaluation time rules are relative to (UTC)
     started_at     timestamp not null,
     finished_at    timestamp
@@ -109,7 +113,6 @@ create table if not exists audiences.membership_changes (
     changed_at     timestamp not null,
     evaluation_id  bigint not null
 );
-create sequence if not exists audiences.membership_change_ids start 1;
 
 -- Every batch an export sends: the exactly-once record.
 -- outcome: pending (written before the call) | succeeded | failed | unknown (sent, no answer) | released
@@ -125,8 +128,8 @@ create table if not exists exports.ledger (
     error          varchar,
     api_calls      integer,
     started_at     timestamp not null,
-    finished_at    timestamp,
-    primary key (export, batch_id)
+    finished_at    timestamp
+    -- key: (export, batch_id), unique by how we write it (DuckLake has no constraints)
 );
 
 -- Records Responsys refused, row by row, with its message.
@@ -142,7 +145,7 @@ create table if not exists exports.rejected_records (
 
 -- Per export: the membership_changes watermark of the last fully exported change.
 create table if not exists exports.watermarks (
-    export         varchar primary key,
+    export         varchar not null,  -- key
     last_change_id bigint not null,
     updated_at     timestamp not null
 );

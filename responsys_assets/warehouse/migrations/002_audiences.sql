@@ -85,6 +85,6 @@ create table if not exists audiences.evaluation_audiences (
     size           bigint not null,
     suppressed     bigint not null,
     entered        bigint not null,
-    exited         bigint not null,
-    primary key (evaluation_id, audience)
+    exited         bigint not null
+    -- key: (evaluation_id, audience), unique by how we write it (DuckLake has no constraints)
 );

@@ -6,8 +6,8 @@ create table if not exists exports.sent_records (
     contact_key  varchar not null,
     change_id    bigint not null,
     change       varchar not null,          -- ENTER | EXIT | UPDATE
-    batch_id     varchar not null,
-    primary key (export, contact_key, change_id)
+    batch_id     varchar not null
+    -- key: (export, contact_key, change_id), unique by how we write it (DuckLake has no constraints)
 );
 
 -- What was last written to Responsys per record, for dry-run diffs and reconciliation.
@@ -15,6 +15,6 @@ create table if not exists exports.last_sent (
     export       varchar not null,
     contact_key  varchar not null,
     fields       json,
-    sent_at      timestamp not null,
-    primary key (export, contact_key)
+    sent_at      timestamp not null
+    -- key: (export, contact_key), unique by how we write it (DuckLake has no constraints)
 );

@@ -14,6 +14,6 @@ create table if not exists exports.reconciliations (
     still_present   integer not null,      -- deleted on exit, still found in Responsys
     unread          integer not null,      -- sampled but not read (the read-back stopped)
     stopped_by      varchar,               -- why the read-back stopped early, if it did
-    details         json,                  -- [{record, contact_key, status, fields:[...]}]
-    primary key (export, run_id)
+    details         json                  -- [{record, contact_key, status, fields:[...]}]
+    -- key: (export, run_id), unique by how we write it (DuckLake has no constraints)
 );

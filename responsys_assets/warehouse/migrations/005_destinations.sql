@@ -20,6 +20,6 @@ create table if not exists exports.record_destinations (
     contact_key  varchar not null,
     change_id    bigint not null,
     batch_id     varchar not null,
-    destination  json not null,
-    primary key (export, contact_key, change_id)
+    destination  json not null
+    -- key: (export, contact_key, change_id), unique by how we write it (DuckLake has no constraints)
 );

@@ -14,8 +14,8 @@ create table if not exists exports.file_batches (
     sha256       varchar not null,        -- of the file as uploaded (encrypted when encrypted)
     content      blob,                    -- the file, kept until the upload is confirmed
     created_at   timestamp not null,
-    uploaded_at  timestamp,
-    primary key (export, batch_id)
+    uploaded_at  timestamp
+    -- key: (export, batch_id), unique by how we write it (DuckLake has no constraints)
 );
 
 -- What a profile list export last merged into each of its side PETs, per contact: the state
@@ -26,6 +26,6 @@ create table if not exists exports.pet_rows_sent (
     contact_key  varchar not null,
     fields       json,                    -- columns and values written
     change_id    bigint,                  -- segments PET: the newest listed-audience change it reflects
-    sent_at      timestamp not null,
-    primary key (export, pet, contact_key)
+    sent_at      timestamp not null
+    -- key: (export, pet, contact_key), unique by how we write it (DuckLake has no constraints)
 );

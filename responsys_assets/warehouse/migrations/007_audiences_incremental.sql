@@ -18,6 +18,6 @@ create table if not exists audiences.build_state (
 -- The loaded files (responsys.ingested_files) the last build had read, with their load time: a file
 -- loaded since is new, one reloaded or removed since forces a full build.
 create table if not exists audiences.build_files (
-    file_name    varchar primary key,
+    file_name    varchar not null,  -- key
     ingested_at  timestamp not null
 );

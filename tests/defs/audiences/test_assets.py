@@ -35,7 +35,9 @@ def _load_file(path: Path, name: str, riids: range, at: datetime) -> None:
 def _materialize(path: Path) -> dict:
     result = dg.materialize(
         build_audience_assets(ProjectConfig(), load_ready_made()),
-        resources={"warehouse": WarehouseResource(path=str(path), landing_dir=str(path.parent))},
+        resources={
+            "warehouse": WarehouseResource(location=str(path), landing_dir=str(path.parent))
+        },
     )
     assert result.success
     return {

@@ -42,8 +42,8 @@ def _changes(conn):
     ).fetchall()
 
 
-def test_enter_stay_exit_and_re_enter(tmp_path):
-    conn = make_warehouse(tmp_path)
+def test_enter_stay_exit_and_re_enter(tmp_path, warehouse_location):
+    conn = make_warehouse(warehouse_location)
     add_event(conn, "CLICK", days_ago(1), riid=1, email="a@example.com")
     t1, t2, t3, t4 = T0, T0 + timedelta(days=3), T0 + timedelta(days=10), T0 + timedelta(days=12)
 
@@ -86,8 +86,8 @@ def test_enter_stay_exit_and_re_enter(tmp_path):
     assert set(score_deciles(conn)) >= {"recency_score", "propensity_score"}
 
 
-def test_time_based_rule_at_the_boundary(tmp_path):
-    conn = make_warehouse(tmp_path)
+def test_time_based_rule_at_the_boundary(tmp_path, warehouse_location):
+    conn = make_warehouse(warehouse_location)
     add_event(conn, "OPEN", days_ago(30), riid=1)  # exactly 30 days before as_of
     add_event(conn, "OPEN", days_ago(30, seconds=1), riid=2)  # 30 days and 1 second
     stale = AudienceDefinition("stale", "", "last_open_at < as_of - interval 30 days")
@@ -100,8 +100,8 @@ def test_time_based_rule_at_the_boundary(tmp_path):
     assert [m[0] for m in _members(conn, "stale")] == ["riid:1", "riid:2"]
 
 
-def test_suppressed_members_are_flagged_for_exports(tmp_path):
-    conn = make_warehouse(tmp_path)
+def test_suppressed_members_are_flagged_for_exports(tmp_path, warehouse_location):
+    conn = make_warehouse(warehouse_location)
     add_event(conn, "CLICK", days_ago(2), riid=1)
     add_event(conn, "CLICK", days_ago(2), riid=2)
     add_event(conn, "OPT_OUT", days_ago(1), riid=2)
@@ -115,8 +115,8 @@ def test_suppressed_members_are_flagged_for_exports(tmp_path):
     assert [m[0] for m in _members(conn, "opted_out")] == ["riid:2"]
 
 
-def test_an_audience_removed_from_the_config_exits_its_members(tmp_path):
-    conn = make_warehouse(tmp_path)
+def test_an_audience_removed_from_the_config_exits_its_members(tmp_path, warehouse_location):
+    conn = make_warehouse(warehouse_location)
     add_event(conn, "CLICK", days_ago(2), riid=1)
     add_event(conn, "OPT_OUT", days_ago(1), riid=2)
     recompute(conn, [CLICKERS, OPTED_OUT], T0)
@@ -127,8 +127,8 @@ def test_an_audience_removed_from_the_config_exits_its_members(tmp_path):
     assert [m[0] for m in _members(conn, "opted_out")] == ["riid:2"]
 
 
-def test_with_no_audience_left_in_the_config_every_member_exits(tmp_path):
-    conn = make_warehouse(tmp_path)
+def test_with_no_audience_left_in_the_config_every_member_exits(tmp_path, warehouse_location):
+    conn = make_warehouse(warehouse_location)
     add_event(conn, "CLICK", days_ago(2), riid=1)
     add_event(conn, "OPT_OUT", days_ago(1), riid=2)
     recompute(conn, [CLICKERS, OPTED_OUT], T0)
@@ -145,8 +145,8 @@ def test_with_no_audience_left_in_the_config_every_member_exits(tmp_path):
     ]
 
 
-def test_an_email_only_contact_can_be_a_member(tmp_path):
-    conn = make_warehouse(tmp_path)
+def test_an_email_only_contact_can_be_a_member(tmp_path, warehouse_location):
+    conn = make_warehouse(warehouse_location)
     add_event(conn, "CLICK", days_ago(1), email="Solo@Example.com")
     recompute(conn, [CLICKERS], T0)
     key = "email:" + hashlib.sha256(b"solo@example.com").hexdigest()
@@ -155,8 +155,8 @@ def test_an_email_only_contact_can_be_a_member(tmp_path):
     ).fetchall() == [(key, None, "solo@example.com")]
 
 
-def test_a_bad_rule_stops_before_anything_is_written(tmp_path):
-    conn = make_warehouse(tmp_path)
+def test_a_bad_rule_stops_before_anything_is_written(tmp_path, warehouse_location):
+    conn = make_warehouse(warehouse_location)
     add_event(conn, "CLICK", days_ago(1), riid=1)
     bad = AudienceDefinition("bad", "", "clicks_7d > 0; delete from audiences.memberships")
     with pytest.raises(AudienceRuleError, match="'bad': more than one statement"):
@@ -165,8 +165,8 @@ def test_a_bad_rule_stops_before_anything_is_written(tmp_path):
     assert conn.execute("select count(*) from audiences.profiles").fetchall() == [(0,)]
 
 
-def test_a_rule_failing_at_run_time_rolls_the_whole_evaluation_back(tmp_path):
-    conn = make_warehouse(tmp_path)
+def test_a_rule_failing_at_run_time_rolls_the_whole_evaluation_back(tmp_path, warehouse_location):
+    conn = make_warehouse(warehouse_location)
     add_event(conn, "CLICK", days_ago(1), riid=1, email="a@example.com")
     recompute(conn, [CLICKERS], T0)
     before = (_members(conn, "clickers"), _changes(conn))
@@ -177,8 +177,8 @@ def test_a_rule_failing_at_run_time_rolls_the_whole_evaluation_back(tmp_path):
     assert conn.execute("select max(evaluation_id) from audiences.evaluations").fetchall() == [(1,)]
 
 
-def test_evaluation_refuses_profiles_built_for_another_time(tmp_path):
-    conn = make_warehouse(tmp_path)
+def test_evaluation_refuses_profiles_built_for_another_time(tmp_path, warehouse_location):
+    conn = make_warehouse(warehouse_location)
     add_event(conn, "CLICK", days_ago(1), riid=1)
     build_profiles(conn, T0)
     with pytest.raises(StaleProfilesError):
@@ -221,12 +221,14 @@ def _memberships_by_contact(conn):
     ).fetchall()
 
 
-def test_only_changed_contacts_are_diffed_yet_every_change_is_recorded(tmp_path):
+def test_only_changed_contacts_are_diffed_yet_every_change_is_recorded(
+    tmp_path, warehouse_location
+):
     # Contacts enter, stay, move between audiences, change email, become suppressed and leave
     # everything, over several evaluations; after each, memberships equal the rules run from
     # scratch, the per-contact table equals memberships grouped, and the recorded changes replay
     # to the memberships.
-    conn = make_warehouse(tmp_path)
+    conn = make_warehouse(warehouse_location)
     recent = AudienceDefinition("recent", "", "opens_7d + clicks_7d > 0")
     sent = AudienceDefinition("sent", "", "sends > 0")
     definitions = [CLICKERS, OPTED_OUT, recent, sent]
@@ -258,8 +260,10 @@ def test_only_changed_contacts_are_diffed_yet_every_change_is_recorded(tmp_path)
     assert ("sent", "riid:4", 4, "four@example.com", True) in _stored(conn)
 
 
-def test_a_direct_write_to_memberships_is_noticed_by_the_next_evaluation(tmp_path):
-    conn = make_warehouse(tmp_path)
+def test_a_direct_write_to_memberships_is_noticed_by_the_next_evaluation(
+    tmp_path, warehouse_location
+):
+    conn = make_warehouse(warehouse_location)
     add_event(conn, "CLICK", days_ago(1), riid=1)
     add_event(conn, "CLICK", days_ago(1), riid=2)
     recompute(conn, [CLICKERS], T0)

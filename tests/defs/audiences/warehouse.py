@@ -9,16 +9,19 @@ from pathlib import Path
 
 import duckdb
 
-MIGRATIONS = Path(__file__).resolve().parents[3] / "responsys_assets" / "warehouse" / "migrations"
+from responsys_assets.settings import FileWarehouse, Warehouse
+from responsys_assets.warehouse import apply_migrations, open_connection
+
 T0 = datetime(2024, 6, 1, 12, 0, 0)  # the tests' "now"
 _lines = itertools.count(2)
 
 
-def make_warehouse(tmp_path: Path) -> duckdb.DuckDBPyConnection:
-    """A fresh warehouse file with every migration applied in order."""
-    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
-    for path in sorted(MIGRATIONS.glob("*.sql")):
-        conn.execute(path.read_text(encoding="utf-8"))
+def make_warehouse(where: Path | Warehouse) -> duckdb.DuckDBPyConnection:
+    """A fresh warehouse with every migration applied: a file in folder `where`, or `where`."""
+    if isinstance(where, Path):
+        where = FileWarehouse(where / "w.duckdb")
+    conn = open_connection(where)
+    apply_migrations(conn)
     return conn
 
 

@@ -21,6 +21,8 @@ import duckdb
 from responsys_assets.config import FileImportConfig, MergeRuleConfig, ProfileListExport
 from responsys_assets.lib.sftp import SFTPSource
 from responsys_assets.sandbox.api import EmulatorServer, EmulatorSettings
+from responsys_assets.settings import parse_warehouse
+from responsys_assets.warehouse import open_connection
 from tests.defs.exports.warehouse_rows import AS_OF, sha256
 
 LIST, FOLDER, AUDIENCE, REMOTE_DIR = "CONTACTS_LIST", "Exports", "vip", "/import"
@@ -149,8 +151,8 @@ def add_changes(
         conn.execute(
             "insert into audiences.membership_changes (change_id, audience, contact_key, riid, "
             "change, changed_at, evaluation_id, suppressed) "
-            "select nextval('audiences.membership_change_ids'), ?, contact_key, riid, ?, ?, 1, "
-            "suppressed from _changes",
+            "select (select coalesce(max(change_id), 0) from audiences.membership_changes)"
+            " + row_number() over (), ?, contact_key, riid, ?, ?, 1, suppressed from _changes",
             [audience, change, AS_OF],
         )
         conn.execute(
@@ -253,9 +255,9 @@ def main(argv: list[str]) -> int:
     from responsys_assets.defs.exports.handlers.registry import handler_for
     from responsys_assets.defs.exports.runner import run_export
 
-    warehouse, port, key, known_hosts = Path(argv[1]), int(argv[2]), Path(argv[3]), Path(argv[4])
+    warehouse, port, key, known_hosts = argv[1], int(argv[2]), Path(argv[3]), Path(argv[4])
     export = list_export(int(argv[5]))
-    conn = duckdb.connect(str(warehouse))
+    conn = open_connection(parse_warehouse(warehouse))  # a file or a lake, as the parent made it
     try:
         handler = handler_for(export, sftp_factory=sftp_factory(port, key, known_hosts))
         print("exporting", flush=True)

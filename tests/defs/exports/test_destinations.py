@@ -80,9 +80,10 @@ def client(emulator: EmulatorServer) -> Iterator[ResponsysClient]:
 
 
 @pytest.fixture
-def warehouse(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Five contacts enter; Erin is suppressed. Nobody has an override value yet."""
-    conn = open_warehouse(tmp_path / "warehouse.duckdb")
+def warehouse(warehouse_location) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Five contacts enter; Erin is suppressed. Nobody has an override value yet.
+    On each backend (`warehouse_location`: tests/support/warehouses.py)."""
+    conn = open_warehouse(warehouse_location)
     for riid, key in zip(RIIDS, (ALICE, BOB, CAROL, DAVE, ERIN), strict=True):
         suppressed = key == ERIN
         add_contact(

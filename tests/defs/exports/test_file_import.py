@@ -39,6 +39,7 @@ from tests.defs.exports.hybrid_support import (
     sftp_factory,
 )
 from tests.defs.exports.warehouse_rows import open_warehouse
+from tests.support.warehouses import location
 
 USER, PASSWORD = "api_user", "hybrid-Pass-1"
 PEOPLE = range(FIRST_RIID, FIRST_RIID + 12)
@@ -76,8 +77,9 @@ def sftp(tmp_path: Path) -> Iterator[tuple[SandboxSFTPServer, object]]:
 
 
 @pytest.fixture
-def warehouse(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    conn = open_warehouse(tmp_path / "warehouse.duckdb")
+def warehouse(warehouse_location) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse on each backend (`warehouse_location`: tests/support/warehouses.py)."""
+    conn = open_warehouse(warehouse_location)
     add_people(conn, PEOPLE, suppressed=SUPPRESSED)
     yield conn
     conn.close()
@@ -236,7 +238,7 @@ def test_a_failed_upload_is_resumed_with_the_same_file_and_no_rest(
 
 
 def test_a_kill_mid_upload_then_rerun_leaves_exactly_one_file(
-    emulator, client, sftp, warehouse, tmp_path
+    emulator, client, sftp, warehouse, warehouse_location, tmp_path
 ):
     """SIGKILL while the file is half on the server (an upload stalled by a proxy)."""
     server, keys = sftp
@@ -250,7 +252,7 @@ def test_a_kill_mid_upload_then_rerun_leaves_exactly_one_file(
         known.write_text(
             keys.known_hosts_path.read_text().replace(f"]:{server.port} ", f"]:{proxy.port} ")
         )
-        args = [str(tmp_path / "warehouse.duckdb"), str(proxy.port), str(keys.client_key_path)]
+        args = [location(warehouse_location), str(proxy.port), str(keys.client_key_path)]
         with open(log, "wb") as out:
             child = subprocess.Popen(
                 [sys.executable, "-m", "tests.defs.exports.hybrid_support", *args, str(known), "5"],
@@ -274,7 +276,7 @@ def test_a_kill_mid_upload_then_rerun_leaves_exactly_one_file(
     assert "finished" not in log.read_text()
     assert [f.name for f in uploaded(server) if not f.name.startswith(".")] == []
 
-    conn = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    conn = open_warehouse(warehouse_location)
     try:
         resumed = run(conn, client, export, sftp)
         assert resumed.ok, resumed.stopped_by

@@ -81,10 +81,11 @@ def client(emulator: EmulatorServer) -> Iterator[ResponsysClient]:
 
 
 @pytest.fixture
-def warehouse(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def warehouse(warehouse_location) -> Iterator[duckdb.DuckDBPyConnection]:
     """Alice enters with a score; Bob enters suppressed; Carol enters (unknown to Responsys);
-    Dave enters with no RIID."""
-    conn = open_warehouse(tmp_path / "warehouse.duckdb")
+    Dave enters with no RIID.
+    On each backend (`warehouse_location`: tests/support/warehouses.py)."""
+    conn = open_warehouse(warehouse_location)
     contacts = [
         (ALICE, 101, "alice@example.com", "C-1", False, 91),
         (BOB, 102, "bob@example.com", "C-2", True, 12),

@@ -58,9 +58,10 @@ def client(emulator) -> Iterator[ResponsysClient]:
 
 
 @pytest.fixture
-def warehouse(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Six contacts enter `vip` (one suppressed); the first two are also `lapsing`."""
-    conn = open_warehouse(tmp_path / "warehouse.duckdb")
+def warehouse(warehouse_location) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Six contacts enter `vip` (one suppressed); the first two are also `lapsing`.
+    On each backend (`warehouse_location`: tests/support/warehouses.py)."""
+    conn = open_warehouse(warehouse_location)
     add_people(conn, PEOPLE, suppressed=SUPPRESSED)
     add_changes(conn, LAPSING, [f"riid:{r}" for r in PEOPLE[:2]], "ENTER")
     yield conn

@@ -95,7 +95,7 @@ def materialize(
         [asset],
         resources={
             "warehouse": WarehouseResource(
-                path=str(warehouse_path), landing_dir=str(warehouse_path.parent / "landing")
+                location=str(warehouse_path), landing_dir=str(warehouse_path.parent / "landing")
             ),
             "responsys": ResponsysAPIResource(
                 endpoint=emulator.base_url, username=USER, password=PASSWORD, timeout_seconds=10

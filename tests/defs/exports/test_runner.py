@@ -82,8 +82,8 @@ def client(emulator) -> Iterator[ResponsysClient]:
 
 
 @pytest.fixture
-def conn(tmp_path) -> Iterator[duckdb.DuckDBPyConnection]:
-    db = open_warehouse(tmp_path / "w.duckdb")
+def conn(warehouse_location) -> Iterator[duckdb.DuckDBPyConnection]:
+    db = open_warehouse(warehouse_location)
     for key, (riid, email, suppressed) in PEOPLE.items():
         add_contact(
             db, key, riid=riid, email=email, email_sha256=sha256(email), suppressed=suppressed

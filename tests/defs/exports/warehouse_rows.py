@@ -11,7 +11,8 @@ from pathlib import Path
 
 import duckdb
 
-from responsys_assets.warehouse import apply_migrations
+from responsys_assets.settings import Warehouse
+from responsys_assets.warehouse import apply_migrations, open_connection
 
 AS_OF = "2025-01-15 12:00:00"
 _DEFAULTS = {"BIGINT": 0, "INTEGER": 0, "BOOLEAN": False, "TIMESTAMP": AS_OF, "VARCHAR": ""}
@@ -22,8 +23,9 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def open_warehouse(path: Path) -> duckdb.DuckDBPyConnection:
-    conn = duckdb.connect(str(path))
+def open_warehouse(where: Warehouse | Path) -> duckdb.DuckDBPyConnection:
+    """A DuckDB file (a path) or any warehouse, every migration applied."""
+    conn = open_connection(where)
     apply_migrations(conn)
     return conn
 
@@ -83,7 +85,9 @@ def add_change(
     suppressed: bool = False,
 ) -> int:
     """Append an ENTER/EXIT to audiences.membership_changes; returns its change_id."""
-    change_id = conn.execute("select nextval('audiences.membership_change_ids')").fetchone()[0]
+    change_id = conn.execute(
+        "select coalesce(max(change_id), 0) + 1 from audiences.membership_changes"
+    ).fetchone()[0]
     _insert(
         conn,
         "audiences.membership_changes",

@@ -27,7 +27,7 @@ def setup(sandbox, tmp_path):
         "sftp": SandboxSFTPResource(sandbox_dir=str(sandbox.folder)),
         "pgp": SandboxPGPResource(sandbox_dir=str(sandbox.folder)),
         "warehouse": WarehouseResource(
-            path=str(tmp_path / "w.duckdb"), landing_dir=str(tmp_path / "landing")
+            location=str(tmp_path / "w.duckdb"), landing_dir=str(tmp_path / "landing")
         ),
     }
     instance = dg.DagsterInstance.ephemeral()

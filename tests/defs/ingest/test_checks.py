@@ -27,7 +27,7 @@ def test_the_default_contacts_token_does_not_claim_other_files():
 def test_the_check_reads_the_configured_contacts_feed(tmp_path):
     """End to end: a contacts file under a custom token, landed long ago, fails the check."""
     warehouse = WarehouseResource(
-        path=str(tmp_path / "warehouse.duckdb"), landing_dir=str(tmp_path / "landing")
+        location=str(tmp_path / "warehouse.duckdb"), landing_dir=str(tmp_path / "landing")
     )
     stamp = datetime.utcnow().replace(microsecond=0) - timedelta(days=2)
     name = f"1234_PROFILE_EXPORT_{stamp:%Y%m%d_%H%M%S}.txt"

@@ -2,12 +2,11 @@
 
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from responsys_assets.defs.ingest.load import FileRecord, load_file, loaded_sha256, record_file
 from responsys_assets.defs.ingest.parse import FileContractError
-from responsys_assets.warehouse import apply_migrations
+from responsys_assets.warehouse import apply_migrations, open_connection
 
 HEADER = (
     "EVENT_TYPE_ID,ACCOUNT_ID,LIST_ID,RIID,CUSTOMER_ID,EVENT_CAPTURED_DT,EVENT_STORED_DT,"
@@ -22,8 +21,8 @@ ROWS = [
 
 
 @pytest.fixture
-def conn(tmp_path):
-    db = duckdb.connect(str(tmp_path / "w.duckdb"))
+def conn(warehouse_location):
+    db = open_connection(warehouse_location)
     apply_migrations(db)
     yield db
     db.close()
