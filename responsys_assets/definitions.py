@@ -35,6 +35,7 @@ from responsys_assets.keys import (
     export_job,
     export_key,
     export_schedule,
+    pools_for,
 )
 from responsys_assets.resources import PGPResource, ResponsysAPIResource, SFTPResource
 from responsys_assets.settings import (
@@ -124,7 +125,8 @@ def build_definitions(
             settings.sandbox_dir,
         )
 
-    ingest_assets = build_ingest_assets(config.ingest)
+    pools = pools_for(isinstance(settings.warehouse, LakeWarehouse))
+    ingest_assets = build_ingest_assets(config.ingest, pools)
     ingest_job = dg.define_asset_job(
         INGEST_JOB,
         # The cross-file freshness check runs on its own schedule, not once per file.
@@ -133,13 +135,13 @@ def build_definitions(
         partitions_def=responsys_files,
         description="Land, decrypt, parse and load one Connect file (one partition per file).",
     )
-    audience_assets = build_audience_assets(config, audiences)
+    audience_assets = build_audience_assets(config, audiences, pools)
     audiences_job = dg.define_asset_job(
         AUDIENCES_JOB,
         selection=dg.AssetSelection.assets(*AUDIENCE_ASSET_KEYS),
         description="Recompute profiles, scores and audience memberships.",
     )
-    export_assets = build_export_assets(config)
+    export_assets = build_export_assets(config, pools)
     feed_check_job = dg.define_asset_job(
         FEED_CHECK_JOB,
         selection=dg.AssetSelection.checks(FEEDS_STILL_ARRIVING),
@@ -188,7 +190,7 @@ def build_definitions(
     )
     return dg.Definitions(
         assets=[*ingest_assets, *audience_assets, *export_assets],
-        asset_checks=build_ingest_checks(config.ingest),
+        asset_checks=build_ingest_checks(config.ingest, pools),
         jobs=jobs,
         schedules=schedules,
         sensors=[build_sftp_sensor(config.ingest, ingest_job), automation],

@@ -4,6 +4,7 @@ Asset keys, check names, job and schedule names, pools and the deadlines they ar
 a stage refers to another stage's asset through this module, never by importing the stage.
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 import dagster as dg
@@ -43,8 +44,40 @@ def export_schedule(name: str) -> str:
     return f"export_{name}_schedule"
 
 
-# Pools: every step that writes the DuckDB file holds this one (limit 1 in dagster.yaml).
+# Pools. A DuckDB file takes one writing process: every step that opens it holds WRITER_POOL
+# (limit 1: dagster.yaml's default_limit). A lake takes many writers, so each stage has its own:
+# files ingest in parallel (INGEST_POOL; its limit is set per deployment with
+# `dagster instance concurrency set warehouse_ingest N`, deploy/), audience builds run one at a
+# time, and each export one run at a time (both at the default limit of 1).
 WRITER_POOL = "duckdb_writer"
+INGEST_POOL = "warehouse_ingest"
+AUDIENCES_POOL = "warehouse_audiences"
+
+
+@dataclass(frozen=True)
+class Pools:
+    """Which pool each stage's warehouse steps hold; None holds none."""
+
+    ingest: str
+    audiences: str
+    exports_prefix: str | None  # None: every export shares `ingest`'s pool (the file)
+    checks: str | None
+
+    def export(self, name: str) -> str:
+        return f"{self.exports_prefix}{name}" if self.exports_prefix else self.ingest
+
+
+FILE_POOLS = Pools(
+    ingest=WRITER_POOL, audiences=WRITER_POOL, exports_prefix=None, checks=WRITER_POOL
+)
+LAKE_POOLS = Pools(
+    ingest=INGEST_POOL, audiences=AUDIENCES_POOL, exports_prefix="warehouse_export_", checks=None
+)
+
+
+def pools_for(lake: bool) -> Pools:
+    return LAKE_POOLS if lake else FILE_POOLS
+
 
 # Cadences. Connect drops files every 6 hours: a feed is late after about 7 h (one missed
 # drop plus slack) and failing after about 13 h (two missed drops).

@@ -7,6 +7,7 @@ group or a changed dependency shows up in review. After an intended change, rege
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from datetime import timedelta
@@ -21,13 +22,15 @@ from responsys_assets.defs.exports.assets import cron_interval
 from responsys_assets.keys import (
     AUDIENCE_ASSET_KEYS,
     AUDIENCES_JOB,
+    AUDIENCES_POOL,
     EVENTS,
     INGEST_JOB,
+    INGEST_POOL,
     LANDED_FILES,
     WRITER_POOL,
     export_key,
 )
-from responsys_assets.settings import load_settings
+from responsys_assets.settings import LakeWarehouse, load_settings
 
 SNAPSHOT = Path(__file__).parent / "asset_graph.json"
 GROUPS = {"ingest", "audiences", "exports"}
@@ -197,3 +200,23 @@ def test_asset_graph_snapshot(graph):
         "the asset graph changed; if intended, regenerate tests/asset_graph.json "
         "(see this module's docstring) and review the diff"
     )
+
+
+def test_on_a_lake_each_stage_holds_its_own_pool(settings, config):
+    """A lake takes many writers: files in parallel, one audience build, each export alone."""
+    lake = dataclasses.replace(
+        settings, warehouse=LakeWarehouse(conninfo="host=127.0.0.1 dbname=lake user=u")
+    )
+    defs = build_definitions(lake, config)
+    pools = {}
+    for assets_def in defs.resolve_asset_graph().assets_defs:
+        if "warehouse" in assets_def.required_resource_keys:
+            for key in assets_def.keys or assets_def.check_keys:
+                pools[key.to_user_string()] = assets_def.node_def.pool
+    assert pools["responsys/events"] == INGEST_POOL
+    assert pools["audiences/profiles"] == pools["audiences/memberships"] == AUDIENCES_POOL
+    exports = {k: v for k, v in pools.items() if k.startswith("exports/")}
+    assert exports and all(v == f"warehouse_export_{k.split('/')[1]}" for k, v in exports.items())
+    assert WRITER_POOL not in pools.values()
+    resource = defs.resources["warehouse"]
+    assert resource.is_lake and resource.location.startswith("ducklake:postgres:")

@@ -9,6 +9,7 @@ conflicts this way: it has one writer.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -66,3 +67,16 @@ def with_retries(
             sleep(wait * (0.5 + random.random()))
             wait = min(wait * 2, MAX_WAIT_SECONDS)
     raise AssertionError("unreachable")
+
+
+def retried(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate a function that is one whole write transaction: run it `with_retries`."""
+
+    def decorate(write: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(write)
+        def wrapper(*args, **kwargs) -> T:
+            return with_retries(lambda: write(*args, **kwargs), what=what)
+
+        return wrapper
+
+    return decorate

@@ -14,7 +14,7 @@ from responsys_assets.defs.audiences.memberships import evaluate_audiences
 from responsys_assets.defs.audiences.profiles import normalise_as_of, timestamp_literal
 from responsys_assets.defs.audiences.rules import AudienceDefinition, rule_input_sql
 from responsys_assets.defs.audiences.scores import propensity_calibration, score_deciles
-from responsys_assets.keys import EVENTS, MEMBERSHIPS, PROFILES, WRITER_POOL
+from responsys_assets.keys import EVENTS, FILE_POOLS, MEMBERSHIPS, PROFILES, Pools
 from responsys_assets.warehouse.resource import WarehouseResource
 from responsys_assets.warehouse.transaction import rollback
 
@@ -23,7 +23,9 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
-def build_audience_assets(config: ProjectConfig, audiences: list[AudienceDefinition]) -> list:
+def build_audience_assets(
+    config: ProjectConfig, audiences: list[AudienceDefinition], pools: Pools = FILE_POOLS
+) -> list:
     every = config.audiences.evaluate_every_minutes
     cadence = dg.FreshnessPolicy.time_window(
         fail_window=timedelta(minutes=3 * every), warn_window=timedelta(minutes=every + 5)
@@ -34,7 +36,7 @@ def build_audience_assets(config: ProjectConfig, audiences: list[AudienceDefinit
         deps=[EVENTS],
         group_name="audiences",
         kinds={"duckdb"},
-        pool=WRITER_POOL,
+        pool=pools.audiences,
         freshness_policy=cadence,
         # eager() also waits until no dependency is missing, which for a per-file partitioned
         # upstream means every file ever listed: one bad file would hold audiences back forever.
@@ -87,7 +89,7 @@ def build_audience_assets(config: ProjectConfig, audiences: list[AudienceDefinit
         deps=[PROFILES],
         group_name="audiences",
         kinds={"duckdb"},
-        pool=WRITER_POOL,
+        pool=pools.audiences,
         freshness_policy=cadence,
         automation_condition=dg.AutomationCondition.eager(),
         check_specs=[

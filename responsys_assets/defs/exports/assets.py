@@ -10,7 +10,7 @@ from responsys_assets.defs.exports.handlers.registry import handler_for
 from responsys_assets.defs.exports.read_back import read_back, reconciles, record, warehouse_now
 from responsys_assets.defs.exports.reconcile import ReconcileResult
 from responsys_assets.defs.exports.runner import run_export
-from responsys_assets.keys import MEMBERSHIPS, RECONCILE_CHECK, WRITER_POOL, export_key
+from responsys_assets.keys import FILE_POOLS, MEMBERSHIPS, RECONCILE_CHECK, Pools, export_key
 from responsys_assets.resources import ResponsysAPIResource, SFTPResource
 from responsys_assets.warehouse.resource import WarehouseResource
 
@@ -87,7 +87,7 @@ def _reconcile_check(result: ReconcileResult | None, skipped: str = "") -> dg.As
     )
 
 
-def build_export_asset(export: ExportConfig, config: ProjectConfig):
+def build_export_asset(export: ExportConfig, config: ProjectConfig, pools: Pools = FILE_POOLS):
     key = export_key(export.name)
     checks = [dg.AssetCheckSpec("no_batch_with_unknown_outcome", asset=key)]
     if reconciles(export):
@@ -105,7 +105,7 @@ def build_export_asset(export: ExportConfig, config: ProjectConfig):
         deps=[MEMBERSHIPS],
         group_name="exports",
         kinds={"responsys"},
-        pool=WRITER_POOL,
+        pool=pools.export(export.name),
         freshness_policy=_freshness(export),
         check_specs=checks,
         description=(
@@ -193,5 +193,5 @@ def build_export_asset(export: ExportConfig, config: ProjectConfig):
     return export_asset
 
 
-def build_export_assets(config: ProjectConfig) -> list:
-    return [build_export_asset(e, config) for e in config.exports if e.enabled]
+def build_export_assets(config: ProjectConfig, pools: Pools = FILE_POOLS) -> list:
+    return [build_export_asset(e, config, pools) for e in config.exports if e.enabled]

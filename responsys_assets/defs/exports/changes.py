@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
+from responsys_assets.warehouse.retry import retried
 from responsys_assets.warehouse.upsert import upsert
 
 
@@ -56,6 +57,7 @@ def watermark(conn: duckdb.DuckDBPyConnection, export: str) -> int | None:
     return row[0] if row else None
 
 
+@retried("moving an export's watermark")
 def set_watermark(conn: duckdb.DuckDBPyConnection, export: str, change_id: int) -> None:
     upsert(
         conn,

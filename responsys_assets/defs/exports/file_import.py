@@ -30,6 +30,7 @@ from responsys_assets.defs.exports.changes import PendingChange
 from responsys_assets.defs.exports.connect_files import ConnectFileWriter, SftpExportError
 from responsys_assets.defs.exports.handlers.base import SendOutcome
 from responsys_assets.lib.sftp import SFTPSource
+from responsys_assets.warehouse.retry import with_retries
 from responsys_assets.warehouse.upsert import upsert
 
 FILE_BATCH_KIND = "file-"
@@ -39,6 +40,12 @@ NOW = ledger.NOW
 RowsForFile = Callable[
     [list[PendingChange], SendOutcome], tuple[list[tuple[PendingChange, dict]], list]
 ]
+
+
+FILE_BATCH_COLUMNS = [
+    "export", "batch_id", "file_name", "remote_dir", "records", "bytes", "sha256", "content",
+    "created_at", "uploaded_at",
+]  # fmt: skip
 
 
 class FileImport:
@@ -79,15 +86,18 @@ class FileImport:
         Files of batches that were never settled were never uploaded: they are discarded.
         """
         export = self.export_name
-        conn.execute(
-            """
-            delete from exports.file_batches f
-            where f.export = ? and f.uploaded_at is null and not exists (
-                select 1 from exports.ledger l
-                where l.export = f.export and l.batch_id = f.batch_id
-                  and l.outcome = 'succeeded')
-            """,
-            [export],
+        with_retries(
+            lambda: conn.execute(
+                """
+                delete from exports.file_batches f
+                where f.export = ? and f.uploaded_at is null and not exists (
+                    select 1 from exports.ledger l
+                    where l.export = f.export and l.batch_id = f.batch_id
+                      and l.outcome = 'succeeded')
+                """,
+                [export],
+            ),
+            what="discarding files of unsettled batches",
         )
         pending = conn.execute(
             "select batch_id from exports.file_batches "
@@ -133,36 +143,28 @@ class FileImport:
         sha256 = hashlib.sha256(data).hexdigest()
         ledger.begin(conn, batch)
         if rows:
-            upsert(
-                conn,
-                "exports.file_batches",
-                ["export", "batch_id"],
-                [
-                    "export",
-                    "batch_id",
-                    "file_name",
-                    "remote_dir",
-                    "records",
-                    "bytes",
-                    "sha256",
-                    "content",
-                    "created_at",
-                    "uploaded_at",
-                ],  # fmt: skip
-                "select ?::varchar as export, ?::varchar as batch_id, ?::varchar as file_name,"
-                " ?::varchar as remote_dir, ?::bigint as records, ?::bigint as bytes,"
-                f" ?::varchar as sha256, ?::blob as content, {NOW} as created_at,"
-                " null::timestamp as uploaded_at",
-                [
-                    self.export_name,
-                    batch.batch_id,
-                    name,
-                    self.writer.remote_dir,
-                    len(rows),
-                    len(data),
-                    sha256,
-                    data,
-                ],
+            with_retries(
+                lambda: upsert(
+                    conn,
+                    "exports.file_batches",
+                    ["export", "batch_id"],
+                    FILE_BATCH_COLUMNS,
+                    "select ?::varchar as export, ?::varchar as batch_id, ?::varchar as file_name,"
+                    " ?::varchar as remote_dir, ?::bigint as records, ?::bigint as bytes,"
+                    f" ?::varchar as sha256, ?::blob as content, {NOW} as created_at,"
+                    " null::timestamp as uploaded_at",
+                    [
+                        self.export_name,
+                        batch.batch_id,
+                        name,
+                        self.writer.remote_dir,
+                        len(rows),
+                        len(data),
+                        sha256,
+                        data,
+                    ],
+                ),
+                what="keeping the file until its upload",
             )
         ledger.settle(
             conn,
@@ -192,10 +194,13 @@ class FileImport:
 
     def _deliver(self, conn, batch_id: str, name: str, data: bytes) -> None:
         self.writer.upload(name, data, unless_present=True)
-        conn.execute(
-            f"update exports.file_batches set uploaded_at = {NOW}, content = null "
-            "where export = ? and batch_id = ?",
-            [self.export_name, batch_id],
+        with_retries(
+            lambda: conn.execute(
+                f"update exports.file_batches set uploaded_at = {NOW}, content = null "
+                "where export = ? and batch_id = ?",
+                [self.export_name, batch_id],
+            ),
+            what="recording an uploaded file",
         )
 
     @staticmethod

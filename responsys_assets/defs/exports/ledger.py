@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from responsys_assets.warehouse.retry import retried
 from responsys_assets.warehouse.transaction import rollback
 from responsys_assets.warehouse.upsert import upsert
 
@@ -106,6 +107,7 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+@retried("recording an export batch before its call")
 def begin(conn: duckdb.DuckDBPyConnection, batch: Batch) -> int:
     """Record the batch and its records as pending, committed before any call; returns attempt."""
     conn.execute("begin transaction")
@@ -170,6 +172,7 @@ def begin(conn: duckdb.DuckDBPyConnection, batch: Batch) -> int:
     return attempt
 
 
+@retried("settling an export batch")
 def settle(
     conn: duckdb.DuckDBPyConnection,
     batch: Batch,
@@ -242,8 +245,20 @@ def settle(
         raise
 
 
+@retried("settling interrupted export batches")
 def recover_interrupted(conn: duckdb.DuckDBPyConnection, export: str, *, idempotent: bool) -> int:
     """Settle batches a crash left `pending`: resend idempotent ones, park the others."""
+    conn.execute("begin transaction")
+    try:
+        count = _recover_interrupted(conn, export, idempotent=idempotent)
+        conn.execute("commit")
+    except BaseException:
+        rollback(conn)
+        raise
+    return count
+
+
+def _recover_interrupted(conn: duckdb.DuckDBPyConnection, export: str, *, idempotent: bool) -> int:
     rows = conn.execute(
         "select batch_id from exports.ledger where export = ? and outcome = 'pending'", [export]
     ).fetchall()
@@ -277,8 +292,20 @@ def unknown_batches(conn: duckdb.DuckDBPyConnection, export: str | None = None) 
     return conn.execute(sql + " order by export, batch_id", params).fetchall()
 
 
+@retried("releasing an export batch")
 def release(conn: duckdb.DuckDBPyConnection, export: str, batch_id: str, *, resend: bool) -> bool:
     """Operator decision on an `unknown` batch: resend it, or accept it as delivered."""
+    conn.execute("begin transaction")
+    try:
+        released = _release(conn, export, batch_id, resend=resend)
+        conn.execute("commit")
+    except BaseException:
+        rollback(conn)
+        raise
+    return released
+
+
+def _release(conn: duckdb.DuckDBPyConnection, export: str, batch_id: str, *, resend: bool) -> bool:
     row = conn.execute(
         "select outcome, first_change from exports.ledger where export = ? and batch_id = ?",
         [export, batch_id],

@@ -36,6 +36,7 @@ from responsys_assets.defs.exports.ledger import NOW
 from responsys_assets.defs.exports.pet_tables import ensure_pet
 from responsys_assets.defs.exports.records import as_text, chunks
 from responsys_assets.lib.responsys import ResponsysError, classify
+from responsys_assets.warehouse.retry import retried, with_retries
 from responsys_assets.warehouse.transaction import rollback
 from responsys_assets.warehouse.upsert import upsert
 
@@ -88,14 +89,17 @@ class ListPets:
         if self.pets and self.export.on_exit == "delete":
             # A deleted list member loses its PET rows in Responsys: forget ours, so a
             # re-entry writes them again.
-            conn.execute(
-                """
-                delete from exports.pet_rows_sent w
-                where w.export = ? and not exists (
-                    select 1 from exports.last_sent s
-                    where s.export = w.export and s.contact_key = w.contact_key)
-                """,
-                [self.export.name],
+            with_retries(
+                lambda: conn.execute(
+                    """
+                    delete from exports.pet_rows_sent w
+                    where w.export = ? and not exists (
+                        select 1 from exports.last_sent s
+                        where s.export = w.export and s.contact_key = w.contact_key)
+                    """,
+                    [self.export.name],
+                ),
+                what="forgetting side-PET rows of deleted members",
             )
         for pet in self.pets:
             try:
@@ -255,6 +259,7 @@ class ListPets:
         return owed
 
 
+@retried("recording side-PET rows")
 def _record(conn, export: str, pet: str, rows: list[OwedRow], columns: list[str]) -> None:
     """Remember what was written, so the next run owes only what changed since."""
     if not rows:

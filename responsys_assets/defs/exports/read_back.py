@@ -34,6 +34,7 @@ from responsys_assets.defs.exports.reconcile import (
     mask,
     reconcile,
 )
+from responsys_assets.warehouse.retry import retried
 from responsys_assets.warehouse.upsert import upsert
 
 SUPPORTED_TYPES = frozenset({"profile_list", "pet", "supplemental_table"})
@@ -271,6 +272,7 @@ def read_back(conn, client, export, handler, *, since: datetime, seed: str) -> R
     )
 
 
+@retried("recording a read-back")
 def record(conn: duckdb.DuckDBPyConnection, result: ReconcileResult, run_id: str) -> None:
     """Keep the outcome in exports.reconciliations (one row per export run)."""
     counts = result.counts()

@@ -17,14 +17,16 @@ from responsys_assets.keys import (
     EVENTS,
     FEED_FAIL_AFTER,
     FEED_WARN_AFTER,
+    FILE_POOLS,
     LANDED_FILES,
-    WRITER_POOL,
+    Pools,
 )
 from responsys_assets.lib.feeds import UnknownFileName, parse_file_name
 from responsys_assets.lib.landing import LandedFile, LandedFileChanged, LandingZone
 from responsys_assets.lib.pgp import is_pgp_file
 from responsys_assets.resources import PGPResource, SFTPResource
 from responsys_assets.warehouse.resource import WarehouseResource
+from responsys_assets.warehouse.retry import with_retries
 
 CHANGED_TAG = "responsys/file_changed"
 
@@ -49,7 +51,7 @@ def _progress_logger(context, name: str, total: int):
     return report
 
 
-def build_ingest_assets(ingest: IngestConfig) -> list:
+def build_ingest_assets(ingest: IngestConfig, pools: Pools = FILE_POOLS) -> list:
     @dg.asset(
         key=LANDED_FILES,
         partitions_def=responsys_files,
@@ -115,7 +117,7 @@ def build_ingest_assets(ingest: IngestConfig) -> list:
         partitions_def=responsys_files,
         group_name="ingest",
         kinds={"duckdb", "polars"},
-        pool=WRITER_POOL,
+        pool=pools.ingest,
         freshness_policy=FILE_CADENCE,
         check_specs=[
             dg.AssetCheckSpec("rows_reconcile", asset=EVENTS),
@@ -140,7 +142,11 @@ def build_ingest_assets(ingest: IngestConfig) -> list:
         record = FileRecord(name, feed, landed.sha256, landed.size, encrypted, str(landed.path))
         if feed is None:
             with warehouse.connect() as conn:
-                record_file(conn, record, "skipped", error="unknown feed in the file name")
+                reason = "unknown feed in the file name"
+                with_retries(
+                    lambda: record_file(conn, record, "skipped", error=reason),
+                    what=f"{name}: recording the skipped file",
+                )
             context.log.warning(f"{name}: unknown feed; recorded as skipped, nothing loaded")
             yield dg.MaterializeResult(
                 metadata={"file": name, "status": "skipped", "reason": "unknown feed"},
@@ -154,7 +160,11 @@ def build_ingest_assets(ingest: IngestConfig) -> list:
             result, checks = _load_landed(context, warehouse, pgp, landed, record, ingest)
         except Exception as exc:
             with warehouse.connect() as conn:
-                record_file(conn, record, "failed", error=str(exc)[:2000])
+                error = str(exc)[:2000]
+                with_retries(
+                    lambda: record_file(conn, record, "failed", error=error),
+                    what=f"{name}: recording the failure",
+                )
             raise
         yield dg.MaterializeResult(
             metadata={

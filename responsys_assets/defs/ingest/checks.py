@@ -10,7 +10,8 @@ from responsys_assets.keys import (
     FEED_FAIL_AFTER,
     FEED_WARN_AFTER,
     FEEDS_STILL_ARRIVING,
-    WRITER_POOL,
+    FILE_POOLS,
+    Pools,
     hours,
 )
 from responsys_assets.lib.feeds import CONTACTS, UnknownFileName, parse_file_name
@@ -38,11 +39,11 @@ def stale_feeds(
     return {feed: now - at for feed, at in newest.items() if now - at > FEED_WARN_AFTER}
 
 
-def build_ingest_checks(ingest: IngestConfig) -> list:
+def build_ingest_checks(ingest: IngestConfig, pools: Pools = FILE_POOLS) -> list:
     @dg.asset_check(
         asset=EVENTS,
         name=FEEDS_STILL_ARRIVING.name,
-        pool=WRITER_POOL,
+        pool=pools.checks,
         description=(
             f"Warns after ~{hours(FEED_WARN_AFTER)} h and fails after ~{hours(FEED_FAIL_AFTER)} h "
             "without a new file for a feed."

@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from responsys_assets.defs.ingest.parse import parse_event_file
 from responsys_assets.lib.feeds import LAYOUTS
+from responsys_assets.warehouse.retry import retried
 from responsys_assets.warehouse.transaction import rollback
 from responsys_assets.warehouse.upsert import upsert
 
@@ -60,6 +61,7 @@ def _reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0] if ":" in reason else reason
 
 
+@retried("loading a file")  # on a lake, a reload racing another load may lose its commit
 def load_file(
     conn: duckdb.DuckDBPyConnection,
     plain_path: Path,
