@@ -12,6 +12,7 @@ newest committed snapshot, while writers go on (docs/scaling.md).
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
@@ -73,7 +74,11 @@ def open_warehouse(path: str | Path | LakeWarehouse | None = None) -> duckdb.Duc
         return open_lake(path, read_only=True)
     snapshot = snapshot_file(path)
     quoted = str(snapshot).replace("'", "''")
-    for _ in range(OPEN_ATTEMPTS):
+    for attempt in range(OPEN_ATTEMPTS):
+        if attempt:
+            # A jittered, growing pause: a writer that publishes on a steady beat (or a machine
+            # so loaded that every attach spans a publish) is not met in step every time.
+            time.sleep(min(0.01 * 1.5**attempt, 0.25) * (0.5 + random.random()))
         before = _identity(snapshot)
         if before is None:
             raise SnapshotMissingError(
@@ -93,7 +98,6 @@ def open_warehouse(path: str | Path | LakeWarehouse | None = None) -> duckdb.Duc
             conn.execute("use warehouse")
             return conn
         conn.close()
-        time.sleep(0.01)
     raise SnapshotBusyError(
         f"the snapshot {str(snapshot)!r} was replaced during each of {OPEN_ATTEMPTS} attempts "
         "to open it; try again in a moment."

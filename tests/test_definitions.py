@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import typing
 from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from responsys_assets.config import export_cron, load_config
+from responsys_assets.config import AudiencesConfig, export_cron, load_config
 from responsys_assets.definitions import build_definitions
 from responsys_assets.defs.exports.assets import cron_interval
 from responsys_assets.keys import (
@@ -220,3 +221,17 @@ def test_on_a_lake_each_stage_holds_its_own_pool(settings, config):
     assert WRITER_POOL not in pools.values()
     resource = defs.resources["warehouse"]
     assert resource.is_lake and resource.location.startswith("ducklake:postgres:")
+
+
+@pytest.mark.parametrize(
+    "minutes",
+    typing.get_args(AudiencesConfig.model_fields["evaluate_every_minutes"].annotation),
+)
+def test_every_allowed_audience_cadence_loads(settings, config, minutes):
+    """Dagster refuses a freshness policy whose warning comes after its failure."""
+    faster = config.model_copy(
+        update={
+            "audiences": config.audiences.model_copy(update={"evaluate_every_minutes": minutes})
+        }
+    )
+    build_definitions(settings, faster).resolve_asset_graph()

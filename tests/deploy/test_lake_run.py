@@ -10,72 +10,31 @@ events (a checksum of every column), the audiences, and what Responsys received.
 from __future__ import annotations
 
 import shutil
-import sqlite3
 import subprocess
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from responsys_assets.config import load_config
-from responsys_assets.sandbox import SampleData, Sandbox
 from responsys_assets.settings import LAKE_PREFIX, PROJECT_ROOT, parse_warehouse
 from responsys_assets.warehouse import open_connection
-from tests.e2e.cli_support import CLI, cli_env, short_history_config
+from tests.deploy.support import (
+    DEPLOY_YAML,
+    WAREHOUSE_FACTS,
+    account_facts,
+    short_history_config,
+    twin_sandboxes,
+    warehouse_facts,
+)
+from tests.e2e.cli_support import CLI, cli_env
 
 RUN_TIMEOUT_SECONDS = 900
-DEPLOY_YAML = PROJECT_ROOT / "deploy" / "dagster.yaml"
-
-WAREHOUSE_FACTS = {
-    "files": "select file_name, feed, status, row_count, rejected_count"
-    " from responsys.ingested_files order by all",
-    "events": "select event_type, count(*), bit_xor(hash(columns(* exclude (attributes))))"
-    ", bit_xor(hash(attributes::varchar)) from responsys.events group by all order by all",
-    "rejected": "select source_file, source_line, reason from responsys.rejected_rows order by all",
-    "contacts": "select count(*), bit_xor(hash(riid, email, email_permission_status))"
-    " from responsys.contacts",
-    "memberships": "select audience, contact_key, suppressed from audiences.memberships"
-    " order by all",
-    "sent": "select export, contact_key, change from exports.sent_records order by all",
-    "ledger": "select export, outcome, sum(records) from exports.ledger group by all order by all",
-}
-ACCOUNT_FACTS = {  # the emulator's SQLite: what Responsys received
-    "sends": "select campaign, riid, optional_data from email_sends order by 1, 2, 3",
-    "events": "select event, riid, optional_data from custom_events order by 1, 2, 3",
-    "members": "select list, riid, customer_id, email_address, email_permission_status"
-    " from list_members order by 1, 2",
-    "pet_rows": "select list, pet, riid, fields from pet_rows order by 1, 2, 3",
-    "calls": "select api, count(*) from api_calls"
-    " where api not in ('login', 'rateLimit') group by api order by api",
-}
-
-
-def _facts(conn: duckdb.DuckDBPyConnection) -> dict[str, list]:
-    return {name: conn.execute(sql).fetchall() for name, sql in WAREHOUSE_FACTS.items()}
-
-
-def _account(sandbox: Path) -> dict[str, list]:
-    db = sqlite3.connect(sandbox / "api" / "responsys_emulator.sqlite")
-    try:
-        return {name: db.execute(sql).fetchall() for name, sql in ACCOUNT_FACTS.items()}
-    finally:
-        db.close()
 
 
 @pytest.fixture
 def sandboxes(tmp_path: Path) -> tuple[Path, Path]:
-    """One generated sandbox and an exact copy (files, keys, seeded account), both stopped."""
     (tmp_path / "file").mkdir()
     (tmp_path / "lake").mkdir()
-    config = load_config(short_history_config(tmp_path))  # the configuration both runs use
-    first = tmp_path / "sandbox_file"
-    box = Sandbox(first, config, SampleData(contacts=300, days=3))
-    box.start()
-    box.stop()
-    second = tmp_path / "sandbox_lake"
-    shutil.copytree(first, second)
-    (second / "connection.json").unlink(missing_ok=True)
-    return first, second
+    return twin_sandboxes(tmp_path, short_history_config(tmp_path))
 
 
 def test_a_run_on_the_lake_and_the_postgres_instance_equals_a_run_on_a_file(
@@ -133,12 +92,12 @@ def test_a_run_on_the_lake_and_the_postgres_instance_equals_a_run_on_a_file(
         read_only=True,
         password=postgres_server.password,
     )
-    file_facts, lake_facts = _facts(on_file), _facts(on_lake)
+    file_facts, lake_facts = warehouse_facts(on_file), warehouse_facts(on_lake)
     assert file_facts["files"] and file_facts["events"] and file_facts["sent"]
     for name in WAREHOUSE_FACTS:
         assert lake_facts[name] == file_facts[name], name
-    assert _account(sandbox_lake) == _account(sandbox_file)
-    assert _account(sandbox_file)["sends"], "the campaign trigger sent nothing to compare"
+    assert account_facts(sandbox_lake) == account_facts(sandbox_file)
+    assert account_facts(sandbox_file)["sends"], "the campaign trigger sent nothing to compare"
 
     # The instance really is PostgreSQL, and holds the runs and the pool limit.
     runs = postgres_server.psql("select count(*) from runs", dbname=lake_env["DAGSTER_PG_DB"])
