@@ -28,6 +28,10 @@ def _is_init_race(exc: duckdb.Error) -> bool:
     return "Failed to initialize DuckLake" in text and "already exists" in text
 
 
+class WarehouseVersionError(Exception):
+    """The DuckDB file was written by a DuckDB version this one cannot read."""
+
+
 class WarehouseLockedError(Exception):
     """Another process holds the DuckDB file for longer than we are willing to wait."""
 
@@ -121,6 +125,16 @@ def _open_file(path: Path, *, read_only: bool, wait_seconds: float) -> duckdb.Du
             )
             break
         except duckdb.IOException as exc:
+            if "created with an newer version of DuckDB" in str(exc):
+                raise WarehouseVersionError(
+                    f"the warehouse {str(path)!r} was written by a newer DuckDB than this "
+                    f"project's {duckdb.__version__} (DuckDB 2.0 files do not open in 1.5). "
+                    "Move it once: with DuckDB 2.0 "
+                    "(`uv run --no-project --with duckdb==2.0.0 python`) run "
+                    f"EXPORT DATABASE 'export_dir' (FORMAT parquet) on {path.name}, move the "
+                    "file aside, then IMPORT DATABASE 'export_dir' with this project's DuckDB "
+                    "(docs/scaling.md, 'DuckDB 1.5.5 instead of 2.0.0')."
+                ) from None
             if not _is_lock_conflict(exc) or time.monotonic() >= deadline:
                 if _is_lock_conflict(exc):
                     raise WarehouseLockedError(

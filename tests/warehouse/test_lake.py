@@ -6,18 +6,27 @@ extensions loaded from the pinned packages with auto-install off.
 
 from __future__ import annotations
 
+import gzip
 import threading
+from pathlib import Path
 
 import duckdb
 import pytest
 
 from responsys_assets.settings import LakeWarehouse
-from responsys_assets.warehouse import apply_migrations, migration_files, open_connection
+from responsys_assets.warehouse import (
+    WarehouseVersionError,
+    apply_migrations,
+    migration_files,
+    open_connection,
+)
 from responsys_assets.warehouse.connect import is_lake, open_lake
 from responsys_assets.warehouse.extensions import CONNECTION_CONFIG, extension_file
 from responsys_assets.warehouse.retry import CommitConflictError, is_conflict, with_retries
 from responsys_assets.warehouse.transaction import rollback
 from responsys_assets.warehouse.upsert import upsert
+
+DATA = Path(__file__).parent / "data"
 
 
 def test_migrations_leave_the_same_tables_on_both_backends(warehouse_location, backend):
@@ -178,3 +187,13 @@ def test_a_reader_attached_read_only_sees_new_commits_without_a_copy(warehouse_l
     assert reader.execute(count).fetchone()[0] == 1
     with pytest.raises(duckdb.Error, match="(?i)read.only"):
         reader.execute("insert into responsys.rejected_rows values ('f', 3, 'bad', 'y')")
+
+
+def test_a_file_from_a_newer_duckdb_is_named_with_the_way_to_move_it(tmp_path):
+    """A warehouse written by DuckDB 2.0 (the project's previous version) does not open in 1.5.
+    The fixture is a real file DuckDB 2.0.0 wrote (`create table t as select 1 x`), gzipped."""
+    path = tmp_path / "warehouse.duckdb"
+    path.write_bytes(gzip.decompress((DATA / "written_by_duckdb_2.0.0.duckdb.gz").read_bytes()))
+    with pytest.raises(WarehouseVersionError, match="EXPORT DATABASE") as err:
+        open_connection(path)
+    assert str(path) in str(err.value) and "IMPORT DATABASE" in str(err.value)

@@ -129,11 +129,16 @@ def previously_sent(
     elif not keys:
         return {}
     else:
-        rows = conn.execute(
-            "select contact_key, fields from exports.last_sent "
-            "where export = ? and contact_key in (select unnest(?::varchar[]))",
-            [export, list(keys)],
-        ).fetchall()
+        # An Arrow table, not a list parameter: DuckDB 1.5 binds a 200k-element list in ~12 s.
+        conn.register("_previously_sent_keys", pa.table({"contact_key": list(keys)}))
+        try:
+            rows = conn.execute(
+                "select contact_key, fields from exports.last_sent where export = ? and "
+                "contact_key in (select contact_key from _previously_sent_keys)",
+                [export],
+            ).fetchall()
+        finally:
+            conn.unregister("_previously_sent_keys")
     return {key: json.loads(fields) if fields else {} for key, fields in rows}
 
 
