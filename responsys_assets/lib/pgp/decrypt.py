@@ -66,7 +66,7 @@ with warnings.catch_warnings():
     # pgpy 0.6.0 references cipher classes that cryptography moved to "decrepit".
     warnings.simplefilter("ignore", CryptographyDeprecationWarning)
     from pgpy import PGPKey
-    from pgpy.constants import String2KeyType
+    from pgpy.constants import PubKeyAlgorithm, String2KeyType
     from pgpy.errors import PGPDecryptionError, PGPError
     from pgpy.packet import Packet
     from pgpy.packet.fields import RSAPriv, String2Key
@@ -477,10 +477,19 @@ class Decryptor:
                 pkesk = Packet(packet_bytes)
                 cipher, session_key = pkesk.decrypt_sk(key._key)
             except NotImplementedError as exc:
+                if not any(isinstance(arg, PubKeyAlgorithm) for arg in exc.args):
+                    # a "symmetric algorithm" from a damaged key's random bytes (e.g. 0)
+                    raise CorruptFileError(
+                        "the session key could not be decrypted: the file is corrupt or was "
+                        "modified"
+                    ) from None
                 raise DecryptError(
                     f"the session key uses public-key algorithm {exc}, which is not supported"
                 ) from None
-            except (PGPError, ValueError, TypeError, IndexError):
+            except (PGPError, PGPDecryptionError, ValueError, TypeError, IndexError):
+                # cryptography's RSA decryption rejects a damaged key implicitly (it returns
+                # random bytes); pgpy then fails the key's checksum with PGPDecryptionError,
+                # which is not a PGPError.
                 raise CorruptFileError(
                     "the session key could not be decrypted: the file is corrupt or was modified"
                 ) from None
