@@ -39,7 +39,6 @@ from responsys_assets.keys import (
 )
 from responsys_assets.resources import PGPResource, ResponsysAPIResource, SFTPResource
 from responsys_assets.settings import (
-    LAKE_PREFIX,
     WAREHOUSE_PASSWORD_VAR,
     LakeWarehouse,
     Settings,
@@ -94,10 +93,10 @@ def sandbox_resources(settings: Settings, config: ProjectConfig) -> dict:
 
 def warehouse_resource(settings: Settings) -> WarehouseResource:
     """The DuckDB file, or the DuckLake with its catalog password as an EnvVar."""
-    lake = isinstance(settings.warehouse, LakeWarehouse)
+    warehouse = settings.warehouse
     return WarehouseResource(
-        location=(LAKE_PREFIX + settings.warehouse.conninfo) if lake else str(settings.warehouse),
-        data_path=settings.warehouse.data_path if lake else None,
+        location=warehouse.location,
+        data_path=warehouse.data_path if isinstance(warehouse, LakeWarehouse) else None,
         password=_optional_env(WAREHOUSE_PASSWORD_VAR),
         landing_dir=str(settings.landing_dir),
     )

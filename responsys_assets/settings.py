@@ -80,6 +80,11 @@ class FileWarehouse:
 
     path: Path
 
+    @property
+    def location(self) -> str:
+        """The RESPONSYS_WAREHOUSE value that names this warehouse."""
+        return str(self.path)
+
     def __str__(self) -> str:
         return str(self.path)
 
@@ -96,6 +101,11 @@ class LakeWarehouse:
 
     conninfo: str
     data_path: str | None = None
+
+    @property
+    def location(self) -> str:
+        """The RESPONSYS_WAREHOUSE value that names this warehouse."""
+        return LAKE_PREFIX + self.conninfo
 
     def __str__(self) -> str:
         return f"DuckLake on PostgreSQL ({self.conninfo})"

@@ -1,4 +1,4 @@
-"""Roll back a transaction whose commit may already have rolled it back.
+"""Transactions whose commit may already have rolled them back.
 
 A DuckLake commit that loses a race fails and ends the transaction itself; a plain `rollback`
 after it would raise "no transaction is active" and hide the conflict (which
@@ -6,6 +6,9 @@ after it would raise "no transaction is active" and hide the conflict (which
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 
@@ -17,3 +20,15 @@ def rollback(conn: duckdb.DuckDBPyConnection) -> None:
     except duckdb.TransactionException as exc:
         if "no transaction is active" not in str(exc):
             raise
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`begin` ... `commit`; on any error roll back (if still open) and re-raise."""
+    conn.execute("begin transaction")
+    try:
+        yield conn
+        conn.execute("commit")
+    except BaseException:
+        rollback(conn)
+        raise

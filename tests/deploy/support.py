@@ -12,7 +12,7 @@ import duckdb
 
 from responsys_assets.config import load_config
 from responsys_assets.sandbox import SampleData, Sandbox
-from responsys_assets.settings import LAKE_PREFIX, PROJECT_ROOT
+from responsys_assets.settings import PROJECT_ROOT
 from tests.e2e.cli_support import CLI, cli_env, short_history_config
 from tests.support.postgres import SUPERUSER, PostgresServer
 
@@ -89,7 +89,7 @@ def lake_deployment(
         folder,
         RESPONSYS_CONFIG=str(config),
         RESPONSYS_SANDBOX_DIR=str(sandbox),
-        RESPONSYS_WAREHOUSE=LAKE_PREFIX + lake.conninfo,
+        RESPONSYS_WAREHOUSE=lake.location,
         RESPONSYS_LAKE_DATA_PATH=lake.data_path or "",
         RESPONSYS_WAREHOUSE_PASSWORD=server.password,
         DAGSTER_HOME=str(home),

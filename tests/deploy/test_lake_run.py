@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from responsys_assets.settings import LAKE_PREFIX, PROJECT_ROOT, parse_warehouse
+from responsys_assets.settings import PROJECT_ROOT, parse_warehouse
 from responsys_assets.warehouse import open_connection
 from tests.deploy.support import (
     DEPLOY_YAML,
@@ -49,7 +49,7 @@ def test_a_run_on_the_lake_and_the_postgres_instance_equals_a_run_on_a_file(
     lake_env = cli_env(
         tmp_path / "lake",
         RESPONSYS_SANDBOX_DIR=str(sandbox_lake),
-        RESPONSYS_WAREHOUSE=LAKE_PREFIX + lake.conninfo,
+        RESPONSYS_WAREHOUSE=lake.location,
         RESPONSYS_LAKE_DATA_PATH=lake.data_path,
         RESPONSYS_WAREHOUSE_PASSWORD=postgres_server.password,
         DAGSTER_HOME=str(home),

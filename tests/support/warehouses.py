@@ -13,7 +13,6 @@ import duckdb
 import pytest
 
 from responsys_assets.settings import (
-    LAKE_PREFIX,
     WAREHOUSE_PASSWORD_VAR,
     FileWarehouse,
     LakeWarehouse,
@@ -41,9 +40,7 @@ def warehouse_location(backend: str, tmp_path: Path, request, monkeypatch) -> Wa
 
 def location(warehouse: Warehouse) -> str:
     """The RESPONSYS_WAREHOUSE value (and WarehouseResource.location) naming `warehouse`."""
-    if isinstance(warehouse, LakeWarehouse):
-        return LAKE_PREFIX + warehouse.conninfo
-    return str(warehouse.path)
+    return warehouse.location
 
 
 def resource_config(warehouse: Warehouse, landing_dir: Path) -> dict:

@@ -10,29 +10,38 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
 
 from responsys_assets.warehouse.retry import retried
-from responsys_assets.warehouse.transaction import rollback
+from responsys_assets.warehouse.transaction import rollback, transaction
 from responsys_assets.warehouse.upsert import upsert
 
 NOW = "(now() at time zone 'UTC')"
 
 
-def _insert_rows(conn: duckdb.DuckDBPyConnection, sql: str, columns: dict[str, list]) -> None:
-    """Run `sql` (which selects from `_rows`) over many rows in one statement.
+@contextmanager
+def _rows_table(conn: duckdb.DuckDBPyConnection, columns: dict[str, list]) -> Iterator[None]:
+    """`columns` as the table `_rows`, for one statement over many rows.
 
     DuckDB's executemany runs one statement per row (about 5 ms each); a batch of 200 records
     would spend a second on bookkeeping for a 0.1 s API call.
     """
     conn.register("_rows", pa.table(columns))
     try:
-        conn.execute(sql)
+        yield
     finally:
         conn.unregister("_rows")
+
+
+def _insert_rows(conn: duckdb.DuckDBPyConnection, sql: str, columns: dict[str, list]) -> None:
+    """Run `sql` (which selects from `_rows`) over many rows in one statement."""
+    with _rows_table(conn, columns):
+        conn.execute(sql)
 
 
 LEDGER_COLUMNS = [
@@ -49,12 +58,9 @@ def _upsert_rows(
     source: str,
     rows: dict[str, list],
 ) -> None:
-    """`upsert` the many rows `source` selects from `_rows` (see `_insert_rows`)."""
-    conn.register("_rows", pa.table(rows))
-    try:
+    """`upsert` the many rows `source` selects from `_rows`."""
+    with _rows_table(conn, rows):
         upsert(conn, table, keys, columns, source)
-    finally:
-        conn.unregister("_rows")
 
 
 @dataclass(frozen=True)
@@ -248,14 +254,8 @@ def settle(
 @retried("settling interrupted export batches")
 def recover_interrupted(conn: duckdb.DuckDBPyConnection, export: str, *, idempotent: bool) -> int:
     """Settle batches a crash left `pending`: resend idempotent ones, park the others."""
-    conn.execute("begin transaction")
-    try:
-        count = _recover_interrupted(conn, export, idempotent=idempotent)
-        conn.execute("commit")
-    except BaseException:
-        rollback(conn)
-        raise
-    return count
+    with transaction(conn):
+        return _recover_interrupted(conn, export, idempotent=idempotent)
 
 
 def _recover_interrupted(conn: duckdb.DuckDBPyConnection, export: str, *, idempotent: bool) -> int:
@@ -295,14 +295,8 @@ def unknown_batches(conn: duckdb.DuckDBPyConnection, export: str | None = None) 
 @retried("releasing an export batch")
 def release(conn: duckdb.DuckDBPyConnection, export: str, batch_id: str, *, resend: bool) -> bool:
     """Operator decision on an `unknown` batch: resend it, or accept it as delivered."""
-    conn.execute("begin transaction")
-    try:
-        released = _release(conn, export, batch_id, resend=resend)
-        conn.execute("commit")
-    except BaseException:
-        rollback(conn)
-        raise
-    return released
+    with transaction(conn):
+        return _release(conn, export, batch_id, resend=resend)
 
 
 def _release(conn: duckdb.DuckDBPyConnection, export: str, batch_id: str, *, resend: bool) -> bool:
